@@ -1,0 +1,361 @@
+// Command relocate carries signed software across an air gap: export images
+// into one OCI-layout archive, verify it on removable media, import it into a
+// disconnected registry with every digest unchanged.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/relocate-dev/relocate"
+	"github.com/relocate-dev/relocate/archive"
+	"github.com/relocate-dev/relocate/internal/atomicfile"
+	"github.com/relocate-dev/relocate/mirror"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// Exit codes: scripts at an air gap must tell bad media from a down registry.
+const (
+	exitOK       = 0
+	exitFailure  = 1
+	exitUsage    = 2
+	exitRefused  = 3
+	usageMessage = "run 'relocate help' for usage"
+)
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env is what a command needs from its surroundings.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	app := newApp(e)
+	err := app.RunContext(ctx, reorder(app, args))
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(stderr, "relocate: "+err.Error())
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, usageMessage)
+		return exitUsage
+	case relocate.IsRefused(err):
+		return exitRefused
+	}
+	return exitFailure
+}
+
+var (
+	jsonFlag      = &cli.BoolFlag{Name: "json", Usage: "print one machine-readable report on stdout (human output stays on stderr)"}
+	quietFlag     = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars, no summary; errors only"}
+	plainHTTPFlag = &cli.BoolFlag{Name: "plain-http", Usage: "talk HTTP, not HTTPS, to registries (loopback test registries)"}
+	jobsFlag      = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: relocate.DefaultJobs(), Usage: "parallel transfers"}
+)
+
+func newApp(e *env) *cli.App {
+	return &cli.App{
+		Name:            "relocate",
+		Usage:           "carry signed software across an air gap without losing its trust",
+		Writer:          e.stderr,
+		ErrWriter:       e.stderr,
+		HideHelpCommand: false,
+		ExitErrHandler:  func(*cli.Context, error) {}, // run maps errors to exit codes
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError{err.Error()}
+		},
+		Description: `Exit codes: 0 success; 1 operational failure (network, disk, registry);
+2 usage; 3 verification refused (the archive is bad or hostile).
+
+Credentials come from the docker config (~/.docker/config.json) and its
+credential helpers. Flags may come before or after the arguments.`,
+		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e)},
+	}
+}
+
+func withUsage(c *cli.Command) *cli.Command {
+	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	return c
+}
+
+func client(c *cli.Context) *mirror.Client {
+	return mirror.New(mirror.WithPlainHTTP(c.Bool("plain-http")), mirror.WithUserAgent("relocate"))
+}
+
+// progress returns bars on a terminal, else nothing.
+func (e *env) progress(c *cli.Context) *bars {
+	if c.Bool("quiet") {
+		return nil
+	}
+	if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return newBars(f)
+	}
+	return nil
+}
+
+func (e *env) say(c *cli.Context, format string, args ...any) {
+	if !c.Bool("quiet") {
+		fmt.Fprintf(e.stderr, format, args...)
+	}
+}
+
+// report prints v as JSON on stdout when --json is set.
+func (e *env) report(c *cli.Context, v any) error {
+	if !c.Bool("json") {
+		return nil
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func exportCmd(e *env) *cli.Command {
+	return withUsage(&cli.Command{
+		Name:      "export",
+		Usage:     "pack images into one OCI-layout archive",
+		ArgsUsage: "-o FILE [REF...]",
+		Description: `Pulls every reference (tag or digest; single images and multi-platform
+indexes with all their platforms) and writes one tar holding an OCI image
+layout. Every blob is stored once and checked against its digest as it is
+fetched; manifests keep their exact bytes, so digests never change.
+The file appears at its path only when complete. FILE ending in .zst or .gz
+is compressed; "-o -" writes to stdout.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
+			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
+			&cli.StringFlag{Name: "compress", Usage: "zstd, gzip or none (default: from the file extension)"},
+			jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
+		},
+		Action: func(c *cli.Context) error {
+			out := c.String("output")
+			if out == "" {
+				return usagef("export needs -o FILE")
+			}
+			refs := c.Args().Slice()
+			if f := c.String("images-file"); f != "" {
+				more, err := readLines(f)
+				if err != nil {
+					return err
+				}
+				refs = append(refs, more...)
+			}
+			if len(refs) == 0 {
+				return usagef("export needs at least one image reference (or --images-file)")
+			}
+			comp := archive.Compression(c.String("compress"))
+			switch comp {
+			case "", archive.None, archive.Zstd, archive.Gzip:
+			default:
+				return usagef("--compress %q: want zstd, gzip or none", comp)
+			}
+			if out == "-" && c.Bool("json") {
+				return usagef("-o - writes the archive to stdout, so --json cannot")
+			}
+			b := e.progress(c)
+			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
+				Refs: refs, Output: out, Stdout: e.stdout, Compression: comp,
+				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
+			})
+			b.wait()
+			if err != nil {
+				return err
+			}
+			e.say(c, "exported %d image(s), %d blobs, %s to %s\n", len(rep.Images), rep.Blobs, human(rep.Bytes), out)
+			return e.report(c, rep)
+		},
+	})
+}
+
+func verifyCmd(e *env) *cli.Command {
+	return withUsage(&cli.Command{
+		Name:      "verify",
+		Usage:     "check an archive: every digest, size and reference",
+		ArgsUsage: "ARCHIVE",
+		Description: `Reads the archive once, streaming ("-" for stdin), and checks every blob's
+digest and size, that every manifest's references are present, and that
+index.json and the table of contents agree. Exits 0 with a summary, or names
+every problem and exits 3.`,
+		Flags: []cli.Flag{jobsFlag, jsonFlag, quietFlag},
+		Action: func(c *cli.Context) error {
+			path, err := oneArg(c, "ARCHIVE")
+			if err != nil {
+				return err
+			}
+			b := e.progress(c)
+			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Progress: progressOf(b)})
+			b.wait()
+			if rep != nil {
+				if rep.Verdict == "ok" {
+					e.say(c, "%s: ok: %d image(s), %d platform(s), %d blobs, %s\n", path, len(rep.Images), rep.Platforms, rep.Blobs, human(rep.Bytes))
+				}
+				if jerr := e.report(c, rep); jerr != nil {
+					return jerr
+				}
+			}
+			return err
+		},
+	})
+}
+
+func importCmd(e *env) *cli.Command {
+	return withUsage(&cli.Command{
+		Name:      "import",
+		Usage:     "verify an archive and republish it into a registry",
+		ArgsUsage: "ARCHIVE --to HOST[:PORT][/PREFIX]",
+		Description: `Checks the archive's metadata before pushing anything, then pushes blobs
+(skipping what exists, mounting across repositories, checking every digest as
+it streams), manifests by digest, and tags last, only for images whose every
+blob was verified. HOST1/path/name:tag lands on HOST/PREFIX/path/name:tag with
+the same digest. Rerunning an import finishes an interrupted one; re-importing
+is fast, as everything already present is skipped.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
+			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
+			jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
+		},
+		Action: func(c *cli.Context) error {
+			path, err := oneArg(c, "ARCHIVE")
+			if err != nil {
+				return err
+			}
+			if c.String("to") == "" {
+				return usagef("import needs --to HOST[:PORT][/PREFIX]")
+			}
+			b := e.progress(c)
+			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
+				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"),
+				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
+			})
+			b.wait()
+			if rep == nil {
+				return err
+			}
+			for _, im := range rep.Images {
+				e.say(c, "%-9s %s -> %s\n", im.Status, im.Ref, im.Target)
+			}
+			if rep.Verdict != "planned" && rep.Verdict != "refused" {
+				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped)
+			}
+			if f := c.String("mapping"); f != "" && err == nil {
+				data, merr := json.MarshalIndent(rep.Mapping, "", "  ")
+				if merr == nil {
+					merr = atomicfile.WriteFile(f, append(data, '\n'), 0o644)
+				}
+				if merr != nil {
+					return fmt.Errorf("writing mapping %s: %w", f, merr)
+				}
+			}
+			if jerr := e.report(c, rep); jerr != nil {
+				return jerr
+			}
+			return err
+		},
+	})
+}
+
+func inspectCmd(e *env) *cli.Command {
+	return withUsage(&cli.Command{
+		Name:        "inspect",
+		Usage:       "list what an archive holds",
+		ArgsUsage:   "ARCHIVE",
+		Description: "Reads the archive's metadata (not its layers) and lists images and blobs. It checks nothing: use verify.",
+		Flags:       []cli.Flag{jsonFlag},
+		Action: func(c *cli.Context) error {
+			path, err := oneArg(c, "ARCHIVE")
+			if err != nil {
+				return err
+			}
+			rep, err := relocate.Inspect(c.Context, path, e.stdin)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return e.report(c, rep)
+			}
+			w := bufio.NewWriter(e.stdout)
+			fmt.Fprintf(w, "%s (%s compression): %d image(s), %d blobs, %s\n", path, rep.Compression, len(rep.Images), len(rep.Blobs), human(rep.Bytes))
+			for _, im := range rep.Images {
+				fmt.Fprintf(w, "  %s\n    %s %s (%d bytes)\n", im.Ref, im.Digest, im.MediaType, im.Size)
+				if len(im.Platforms) > 0 {
+					fmt.Fprintf(w, "    platforms: %s\n", strings.Join(im.Platforms, ", "))
+				}
+			}
+			return w.Flush()
+		},
+	})
+}
+
+func oneArg(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", usagef("%s needs exactly one %s (got %d arguments)", c.Command.Name, what, c.NArg())
+	}
+	return c.Args().First(), nil
+}
+
+func readLines(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out, sc.Err()
+}
+
+func human(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func progressOf(b *bars) relocate.Progress {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+func (b *bars) wait() {
+	if b != nil {
+		b.Wait()
+	}
+}

@@ -1,0 +1,47 @@
+package relocate
+
+import (
+	"errors"
+
+	"github.com/relocate-dev/relocate/archive"
+	"github.com/relocate-dev/relocate/mirror"
+	"github.com/relocate-dev/relocate/verify"
+)
+
+// IsRefused reports whether err is a verification refusal (bad or hostile
+// content: integrity, structure, trust) rather than an operational failure.
+func IsRefused(err error) bool {
+	var ve *verify.Error
+	var ae *archive.Error
+	var ie *mirror.IntegrityError
+	return errors.As(err, &ve) || errors.As(err, &ae) || errors.As(err, &ie)
+}
+
+// Progress receives progress of long operations. Implementations must be safe
+// for concurrent use; a nil Progress is allowed everywhere.
+type Progress interface {
+	// Stage starts a named stage that will process total bytes.
+	Stage(name string, total int64)
+	// Add records n more bytes done in the current stage.
+	Add(n int64)
+	// Done ends the current stage.
+	Done()
+}
+
+type noProgress struct{}
+
+func (noProgress) Stage(string, int64) {}
+func (noProgress) Add(int64)           {}
+func (noProgress) Done()               {}
+
+func progressOr(p Progress) Progress {
+	if p == nil {
+		return noProgress{}
+	}
+	return p
+}
+
+// progressWriter counts bytes written into a Progress.
+type progressWriter struct{ p Progress }
+
+func (w progressWriter) Write(b []byte) (int, error) { w.p.Add(int64(len(b))); return len(b), nil }

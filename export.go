@@ -1,0 +1,205 @@
+package relocate
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/relocate-dev/relocate/archive"
+	"github.com/relocate-dev/relocate/internal/atomicfile"
+	"github.com/relocate-dev/relocate/layout"
+	"github.com/relocate-dev/relocate/mirror"
+	"golang.org/x/sync/errgroup"
+)
+
+// ExportOptions says what to export and where.
+type ExportOptions struct {
+	Refs        []string            // image references, by tag or digest
+	Output      string              // archive path; "-" writes to Stdout
+	Stdout      io.Writer           // where "-" goes
+	Compression archive.Compression // "" picks by the Output extension (.zst, .gz)
+	Jobs        int                 // parallel fetches; 0 means a default
+	Client      *mirror.Client
+	Progress    Progress
+}
+
+// ExportReport says what an export wrote.
+type ExportReport struct {
+	Output      string         `json:"output"`
+	Compression string         `json:"compression"`
+	Images      []layout.Image `json:"images"`
+	Blobs       int            `json:"blobs"`
+	Bytes       int64          `json:"bytes"`
+	ArchiveSize int64          `json:"archiveSize,omitempty"`
+}
+
+// DefaultJobs is the default number of parallel transfers: enough to hide
+// registry latency without flooding it.
+func DefaultJobs() int { return max(4, 2*runtime.NumCPU()) }
+
+// Export resolves every reference, walks its graph, and writes one archive:
+// oci-layout, index.json, the table of contents, manifests and configs, then
+// layers, each blob once and checked against its digest as it is fetched.
+// A file output appears at its path only when complete.
+func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
+	if len(o.Refs) == 0 {
+		return nil, fmt.Errorf("nothing to export: give at least one image reference")
+	}
+	if o.Client == nil {
+		o.Client = mirror.New()
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = DefaultJobs()
+	}
+	prog := progressOr(o.Progress)
+	if o.Compression == "" {
+		o.Compression = compressionFor(o.Output)
+	}
+
+	g, err := o.Client.Walk(ctx, o.Refs, o.Jobs)
+	if err != nil {
+		return nil, err
+	}
+	toc := &layout.TOC{SchemaVersion: layout.TOCSchemaVersion, Images: g.Images}
+	for _, n := range g.Blobs {
+		toc.Blobs = append(toc.Blobs, n.Blob)
+	}
+	toc.Sort()
+	indexJSON, err := layout.BuildIndex(toc.Images)
+	if err != nil {
+		return nil, err
+	}
+	tocJSON, err := toc.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	names := []string{layout.LayoutFile, layout.IndexFile, layout.TOCFile}
+	sizes := []int64{int64(len(layout.LayoutVersion)), int64(len(indexJSON)), int64(len(tocJSON))}
+	for _, b := range toc.Blobs {
+		names = append(names, layout.BlobPath(b.Digest))
+		sizes = append(sizes, b.Size)
+	}
+	plan, err := archive.NewPlan(names, sizes)
+	if err != nil {
+		return nil, err
+	}
+	// content returns what to write for entry i (metadata) or nil (a layer to fetch).
+	heads := [][]byte{[]byte(layout.LayoutVersion), indexJSON, tocJSON}
+	content := func(i int) []byte {
+		if i < len(heads) {
+			return heads[i]
+		}
+		return g.Blobs[toc.Blobs[i-len(heads)].Digest].Data
+	}
+	fetch := func(ctx context.Context, i int, w io.Writer) error {
+		n := g.Blobs[toc.Blobs[i-len(heads)].Digest]
+		return o.Client.FetchBlob(ctx, n.Repo, n.Desc, io.MultiWriter(w, progressWriter{prog}))
+	}
+
+	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Blobs: len(toc.Blobs), Bytes: toc.TotalBytes()}
+	prog.Stage("export", toc.TotalBytes())
+	defer prog.Done()
+
+	if o.Output == "-" {
+		return rep, writeStream(ctx, o.Stdout, o.Compression, plan, content, fetch)
+	}
+	f, err := atomicfile.Create(o.Output, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Abort()
+	if o.Compression == archive.None {
+		err = writeParallel(ctx, f.File, plan, content, fetch, o.Jobs)
+	} else {
+		err = writeStream(ctx, f, o.Compression, plan, content, fetch)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err == nil {
+		rep.ArchiveSize = st.Size()
+	}
+	if err := f.Commit(); err != nil {
+		return nil, fmt.Errorf("writing %s: %w", o.Output, err)
+	}
+	return rep, nil
+}
+
+func compressionFor(path string) archive.Compression {
+	switch {
+	case strings.HasSuffix(path, ".zst"), strings.HasSuffix(path, ".zstd"):
+		return archive.Zstd
+	case strings.HasSuffix(path, ".gz"), strings.HasSuffix(path, ".tgz"):
+		return archive.Gzip
+	}
+	return archive.None
+}
+
+// writeParallel writes an uncompressed archive into a file: headers and
+// metadata first, then layers fetched by jobs workers, each written straight
+// to its precomputed offset, so the result equals a sequential write.
+func writeParallel(ctx context.Context, f *os.File, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error, jobs int) error {
+	if err := plan.WriteHeaders(f); err != nil {
+		return err
+	}
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for i, e := range plan.Entries {
+		if data := content(i); data != nil {
+			if _, err := f.WriteAt(data, e.Offset); err != nil {
+				return err
+			}
+			continue
+		}
+		eg.Go(func() error { return fetch(ctx, i, io.NewOffsetWriter(f, e.Offset)) })
+	}
+	return eg.Wait()
+}
+
+// writeStream writes the archive sequentially, for pipes and compressors.
+func writeStream(ctx context.Context, w io.Writer, c archive.Compression, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error) error {
+	var closer io.Closer
+	switch c {
+	case archive.Zstd:
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		if err != nil {
+			return err
+		}
+		w, closer = zw, zw
+	case archive.Gzip:
+		gw := gzip.NewWriter(w)
+		w, closer = gw, gw
+	case archive.None:
+	default:
+		return fmt.Errorf("unknown compression %q (want zstd, gzip or none)", c)
+	}
+	tw := archive.NewWriter(w, plan)
+	for i := range plan.Entries {
+		if data := content(i); data != nil {
+			if err := tw.WriteNext(bytes.NewReader(data)); err != nil {
+				return err
+			}
+			continue
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(fetch(ctx, i, pw)) }()
+		err := tw.WriteNext(pr)
+		pr.CloseWithError(err)
+		if err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if closer != nil {
+		return closer.Close()
+	}
+	return nil
+}

@@ -1,0 +1,384 @@
+package relocate
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/layout"
+	"github.com/relocate-dev/relocate/mirror"
+	"github.com/relocate-dev/relocate/verify"
+	"golang.org/x/sync/errgroup"
+)
+
+// ImportOptions says which archive to import and where.
+type ImportOptions struct {
+	Archive  string    // path, or "-" for Stdin
+	Stdin    io.Reader // where "-" comes from
+	To       string    // HOST[:PORT][/PREFIX]
+	DryRun   bool      // plan only: check the archive's metadata, push nothing
+	Jobs     int
+	Client   *mirror.Client
+	Progress Progress
+}
+
+// ImportedImage is what happened to one image.
+type ImportedImage struct {
+	Ref    string  `json:"ref"`
+	Target string  `json:"target"`
+	Digest v1.Hash `json:"digest"`
+	// Status: "pushed" (tag created or moved), "unchanged" (already there),
+	// "planned" (dry run) or "refused".
+	Status string `json:"status"`
+}
+
+// ImportReport says what an import did.
+type ImportReport struct {
+	Archive      string            `json:"archive"`
+	To           string            `json:"to"`
+	Verdict      string            `json:"verdict"` // "ok", "planned" or "refused"
+	Images       []ImportedImage   `json:"images"`
+	Mapping      map[string]string `json:"mapping"`
+	BlobsPushed  int               `json:"blobsPushed"`
+	BlobsMounted int               `json:"blobsMounted"`
+	BlobsSkipped int               `json:"blobsSkipped"`
+	BytesPushed  int64             `json:"bytesPushed"`
+	Problems     []verify.Problem  `json:"problems,omitempty"`
+}
+
+// target is one image's destination and what it needs.
+type target struct {
+	image   layout.Image
+	repo    name.Repository
+	tag     string
+	closure *layout.Closure
+}
+
+// Import republishes an archive into a registry with every digest unchanged:
+// the archive's metadata is checked before anything is pushed; then blobs
+// (skipping what exists, mounting across repositories, checking digests as
+// they stream), manifests by digest, and tags last, only for images whose
+// every blob was verified. A refusal is a *verify.Error; the report then
+// says which images were refused and why.
+func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
+	if o.Client == nil {
+		o.Client = mirror.New()
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = DefaultJobs()
+	}
+	prog := progressOr(o.Progress)
+	s, err := openArchive(o.Archive, o.Stdin)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	rep := &ImportReport{Archive: o.Archive, To: o.To, Mapping: map[string]string{}}
+	closures := verify.Structure(s.toc, s.index, s.small, s.ps)
+	if err := s.ps.Err(); err != nil {
+		return refused(rep, s.ps), err
+	}
+	targets, err := plan(o.Client, o.To, s.toc.Images, closures)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		rep.Mapping[t.image.Ref] = dest(t)
+		rep.Images = append(rep.Images, ImportedImage{Ref: t.image.Ref, Target: dest(t), Digest: t.image.Digest, Status: "planned"})
+	}
+	if o.DryRun {
+		rep.Verdict = "planned"
+		return rep, nil
+	}
+
+	p := &pusher{c: o.Client, s: s, prog: prog, bad: map[v1.Hash]bool{}, repos: map[v1.Hash][]name.Repository{}}
+	var configs []layout.Child
+	for _, t := range targets {
+		for _, b := range t.closure.Blobs {
+			if len(p.repos[b.Digest]) == 0 && b.Kind.Small() {
+				configs = append(configs, b)
+			}
+			p.repos[b.Digest] = appendRepo(p.repos[b.Digest], t.repo)
+		}
+	}
+	var total int64
+	for d := range p.repos {
+		total += s.blobs[d].Size
+	}
+	prog.Stage("import", total)
+	if err := p.pushBlobs(ctx, configs, o.Jobs); err != nil {
+		prog.Done()
+		return nil, err
+	}
+	prog.Done()
+	for _, pr := range s.ps.List() {
+		if d, ok := layout.ParseBlobPath(pr.Subject); ok {
+			p.bad[d] = true
+		}
+	}
+	if err := p.pushManifests(ctx, targets, rep); err != nil {
+		return nil, err
+	}
+	rep.BlobsPushed, rep.BlobsMounted, rep.BlobsSkipped, rep.BytesPushed = p.pushed, p.mounted, p.skipped, p.bytes
+	if err := s.ps.Err(); err != nil {
+		return refused(rep, s.ps), err
+	}
+	rep.Verdict = "ok"
+	return rep, nil
+}
+
+func refused(rep *ImportReport, ps *verify.Problems) *ImportReport {
+	rep.Verdict = "refused"
+	rep.Problems = ps.List()
+	return rep
+}
+
+func dest(t *target) string {
+	if t.tag != "" {
+		return t.repo.Tag(t.tag).String()
+	}
+	return t.repo.Digest(t.image.Digest.String()).String()
+}
+
+func appendRepo(rs []name.Repository, r name.Repository) []name.Repository {
+	for _, x := range rs {
+		if x.String() == r.String() {
+			return rs
+		}
+	}
+	return append(rs, r)
+}
+
+// plan maps every image to its destination: HOST/path/name:tag becomes
+// TO/path/name:tag. Two images may not land on one name.
+func plan(c *mirror.Client, to string, images []layout.Image, closures map[string]*layout.Closure) ([]*target, error) {
+	to = strings.TrimSuffix(to, "/")
+	if to == "" {
+		return nil, fmt.Errorf("no destination: give --to HOST[:PORT][/PREFIX]")
+	}
+	var out []*target
+	landed := map[string]string{}
+	for _, im := range images {
+		ref, err := name.ParseReference(im.Ref)
+		if err != nil {
+			return nil, verify.Refuse(im.Ref, "not a valid reference: %v", err)
+		}
+		repo, err := c.ParseRepository(to + "/" + ref.Context().RepositoryStr())
+		if err != nil {
+			return nil, fmt.Errorf("destination for %s: %w", im.Ref, err)
+		}
+		t := &target{image: im, repo: repo, tag: layout.TagOf(im.Ref), closure: closures[im.Ref]}
+		if prev, ok := landed[dest(t)]; ok {
+			return nil, fmt.Errorf("%s and %s would both land on %s: import them separately or under different prefixes", prev, im.Ref, dest(t))
+		}
+		landed[dest(t)] = im.Ref
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].image.Ref < out[j].image.Ref })
+	return out, nil
+}
+
+// pusher puts blobs into their destination repositories.
+type pusher struct {
+	c     *mirror.Client
+	s     *source
+	prog  Progress
+	repos map[v1.Hash][]name.Repository // every repository that needs a blob
+
+	mu                       sync.Mutex
+	bad                      map[v1.Hash]bool
+	pushed, mounted, skipped int
+	bytes                    int64
+}
+
+// pushBlobs pushes configs from memory, then layers: in parallel from a
+// plain file, else one by one as the stream delivers them.
+func (p *pusher) pushBlobs(ctx context.Context, configs []layout.Child, jobs int) error {
+	eg, gctx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for _, b := range configs {
+		eg.Go(func() error {
+			return p.ensure(gctx, b.Descriptor, func() io.Reader { return bytes.NewReader(p.s.small[b.Digest]) })
+		})
+	}
+	if p.s.r.RandomAccess() {
+		var layers []v1.Hash
+		for d := range p.repos {
+			if _, ok := p.s.layers[d]; ok {
+				layers = append(layers, d)
+			}
+		}
+		sort.Slice(layers, func(i, j int) bool { return p.s.layers[layers[i]].Offset < p.s.layers[layers[j]].Offset })
+		for _, d := range layers {
+			e := p.s.layers[d]
+			eg.Go(func() error {
+				return p.ensure(gctx, v1.Descriptor{Digest: d, Size: e.Size}, func() io.Reader { return p.s.r.SectionReader(e) })
+			})
+		}
+		return eg.Wait()
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	for {
+		e, b, err := p.s.nextLayer()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(p.repos[b.Digest]) == 0 {
+			// Carried but not needed by any image: still check it.
+			if err := mirror.CopyVerified(io.Discard, p.s.r, v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name); IsRefused(err) {
+				p.s.ps.Add(e.Name, "%s", reason(err))
+			} else if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.ensure(ctx, v1.Descriptor{Digest: b.Digest, Size: b.Size}, func() io.Reader { return p.s.r }); err != nil {
+			return err
+		}
+	}
+}
+
+// ensure makes every repository that needs a blob hold it: skip where it
+// exists, upload once (checking the digest as it streams), mount elsewhere.
+// Content the stream carries is read through even when nothing is uploaded,
+// so that every byte of a streamed archive is checked.
+func (p *pusher) ensure(ctx context.Context, desc v1.Descriptor, open func() io.Reader) error {
+	entry := layout.BlobPath(desc.Digest)
+	var have string
+	var missing []name.Repository
+	for _, r := range p.repos[desc.Digest] {
+		ok, err := p.c.BlobExists(ctx, r, desc.Digest)
+		if err != nil {
+			return err
+		}
+		if ok && have == "" {
+			have = r.RepositoryStr()
+		} else if !ok {
+			missing = append(missing, r)
+		}
+	}
+	var vr *mirror.VerifyingReader
+	openVerified := func() (io.Reader, error) {
+		var err error
+		vr, err = mirror.NewVerifyingReader(open(), desc, entry)
+		return io.TeeReader(vr, progressWriter{p.prog}), err
+	}
+	uploaded := false
+	for _, r := range missing {
+		up, err := p.c.PushBlob(ctx, r, desc, have, openVerified)
+		if vr != nil && vr.Err() != nil {
+			p.fail(desc.Digest, entry, vr.Err())
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if have == "" {
+			have = r.RepositoryStr()
+		}
+		p.count(up, desc.Size)
+		uploaded = uploaded || up
+	}
+	if len(missing) == 0 {
+		p.count(false, 0)
+	}
+	if !uploaded {
+		if !p.s.r.RandomAccess() {
+			if err := mirror.CopyVerified(progressWriter{p.prog}, open(), desc, entry); IsRefused(err) {
+				p.fail(desc.Digest, entry, err)
+			} else if err != nil {
+				return err
+			}
+		} else {
+			p.prog.Add(desc.Size)
+		}
+	}
+	return nil
+}
+
+func (p *pusher) count(uploaded bool, size int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case uploaded:
+		p.pushed++
+		p.bytes += size
+	case size > 0:
+		p.mounted++
+	default:
+		p.skipped++
+	}
+}
+
+func (p *pusher) fail(d v1.Hash, entry string, err error) {
+	p.mu.Lock()
+	p.bad[d] = true
+	p.mu.Unlock()
+	p.s.ps.Add(entry, "%s", reason(err))
+}
+
+// pushManifests pushes, for every image whose blobs all arrived intact, its
+// manifests by digest (children first), then its tag.
+func (p *pusher) pushManifests(ctx context.Context, targets []*target, rep *ImportReport) error {
+	done := map[string]bool{}
+	for i, t := range targets {
+		if bad := p.badBlobs(t); len(bad) > 0 {
+			rep.Images[i].Status = "refused"
+			p.s.ps.Add(t.image.Ref, "not imported: %d blob(s) failed verification (%s)", len(bad), strings.Join(bad, ", "))
+			continue
+		}
+		for _, m := range t.closure.Manifests {
+			key := t.repo.String() + "@" + m.Digest.String()
+			if done[key] {
+				continue
+			}
+			_, ok, err := p.c.ManifestDigest(ctx, t.repo, m.Digest.String())
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if err := p.c.PutManifest(ctx, t.repo, m.Digest.String(), string(m.MediaType), p.s.small[m.Digest]); err != nil {
+					return err
+				}
+			}
+			done[key] = true
+		}
+		rep.Images[i].Status = "unchanged"
+		if t.tag == "" {
+			continue
+		}
+		cur, ok, err := p.c.ManifestDigest(ctx, t.repo, t.tag)
+		if err != nil {
+			return err
+		}
+		if ok && cur == t.image.Digest {
+			continue
+		}
+		if err := p.c.PutManifest(ctx, t.repo, t.tag, t.image.MediaType, p.s.small[t.image.Digest]); err != nil {
+			return err
+		}
+		rep.Images[i].Status = "pushed"
+	}
+	return nil
+}
+
+func (p *pusher) badBlobs(t *target) []string {
+	var out []string
+	for _, c := range append(append([]layout.Child{}, t.closure.Manifests...), t.closure.Blobs...) {
+		if p.bad[c.Digest] {
+			out = append(out, c.Digest.String())
+		}
+	}
+	return out
+}

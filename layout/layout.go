@@ -1,0 +1,252 @@
+package layout
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// File names at the root of the layout.
+const (
+	LayoutFile = "oci-layout"
+	IndexFile  = "index.json"
+	TOCFile    = "relocate-toc.json"
+)
+
+// LayoutVersion is the content of the oci-layout file.
+const LayoutVersion = `{"imageLayoutVersion":"1.0.0"}`
+
+// Annotations on index.json entries. The containerd name carries the full
+// original reference, so the archive says where each image came from; the
+// OCI ref.name carries the tag, as other OCI layout readers expect.
+const (
+	AnnotationRefName   = "org.opencontainers.image.ref.name"
+	AnnotationImageName = "io.containerd.image.name"
+)
+
+// Size limits for entries that are read into memory. Manifests follow the
+// distribution spec's 4 MiB; configs are JSON documents of a few KiB in practice.
+const (
+	MaxManifestSize = 4 << 20
+	MaxConfigSize   = 16 << 20
+	MaxIndexSize    = 64 << 20
+	MaxTOCSize      = 64 << 20
+	MaxLayoutSize   = 1 << 10
+)
+
+// Kind says what role a blob plays in the graph.
+type Kind string
+
+const (
+	KindIndex    Kind = "index"
+	KindManifest Kind = "manifest"
+	KindConfig   Kind = "config"
+	KindLayer    Kind = "layer"
+)
+
+// Small reports whether blobs of this kind are metadata, held in memory and
+// written before any layer.
+func (k Kind) Small() bool { return k != KindLayer }
+
+func (k Kind) rank() int {
+	switch k {
+	case KindIndex:
+		return 0
+	case KindManifest:
+		return 1
+	case KindConfig:
+		return 2
+	default:
+		return 3
+	}
+}
+
+// MaxSize is the largest size accepted for a blob of this kind, or -1 for no limit.
+func (k Kind) MaxSize() int64 {
+	switch k {
+	case KindIndex, KindManifest:
+		return MaxManifestSize
+	case KindConfig:
+		return MaxConfigSize
+	default:
+		return -1
+	}
+}
+
+// Blob is one content-addressed entry of the archive.
+type Blob struct {
+	Digest    v1.Hash `json:"digest"`
+	Size      int64   `json:"size"`
+	MediaType string  `json:"mediaType,omitempty"`
+	Kind      Kind    `json:"kind"`
+}
+
+// Image is one exported reference and the manifest it resolved to.
+type Image struct {
+	Ref       string   `json:"ref"`
+	Digest    v1.Hash  `json:"digest"`
+	MediaType string   `json:"mediaType"`
+	Size      int64    `json:"size"`
+	Platforms []string `json:"platforms,omitempty"`
+}
+
+// TOCSchemaVersion is the version of the table of contents format written.
+const TOCSchemaVersion = 1
+
+// TOC is the archive's table of contents: every image and every blob, in the
+// order the blobs appear in the archive, so a reader knows every size before
+// it reads a byte of content.
+type TOC struct {
+	SchemaVersion int     `json:"schemaVersion"`
+	Images        []Image `json:"images"`
+	Blobs         []Blob  `json:"blobs"`
+}
+
+// TotalBytes is the sum of all blob sizes.
+func (t *TOC) TotalBytes() int64 {
+	var n int64
+	for _, b := range t.Blobs {
+		n += b.Size
+	}
+	return n
+}
+
+// Sort puts images in reference order and blobs in archive order: metadata
+// first (indexes, manifests, configs), then layers, each by digest. The order
+// depends only on content, so the same content gives the same archive.
+func (t *TOC) Sort() {
+	sort.Slice(t.Images, func(i, j int) bool { return t.Images[i].Ref < t.Images[j].Ref })
+	sort.Slice(t.Blobs, func(i, j int) bool {
+		a, b := t.Blobs[i], t.Blobs[j]
+		if a.Kind.rank() != b.Kind.rank() {
+			return a.Kind.rank() < b.Kind.rank()
+		}
+		return a.Digest.String() < b.Digest.String()
+	})
+}
+
+// Marshal encodes the table of contents deterministically.
+func (t *TOC) Marshal() ([]byte, error) { return json.MarshalIndent(t, "", " ") }
+
+// ParseTOC decodes and checks a table of contents.
+func ParseTOC(b []byte) (*TOC, error) {
+	var t TOC
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	if err := dec.Decode(&t); err != nil {
+		return nil, fmt.Errorf("%s: not valid JSON: %w", TOCFile, err)
+	}
+	if t.SchemaVersion != TOCSchemaVersion {
+		return nil, fmt.Errorf("%s: schemaVersion %d, want %d", TOCFile, t.SchemaVersion, TOCSchemaVersion)
+	}
+	seen := map[v1.Hash]bool{}
+	for _, b := range t.Blobs {
+		if err := CheckDigest(b.Digest); err != nil {
+			return nil, fmt.Errorf("%s: %w", TOCFile, err)
+		}
+		if b.Size < 0 {
+			return nil, fmt.Errorf("%s: blob %s has negative size", TOCFile, b.Digest)
+		}
+		if max := b.Kind.MaxSize(); max >= 0 && b.Size > max {
+			return nil, fmt.Errorf("%s: %s %s is %d bytes, over the %d limit", TOCFile, b.Kind, b.Digest, b.Size, max)
+		}
+		if b.Kind.rank() == 3 && b.Kind != KindLayer {
+			return nil, fmt.Errorf("%s: blob %s has unknown kind %q", TOCFile, b.Digest, b.Kind)
+		}
+		if seen[b.Digest] {
+			return nil, fmt.Errorf("%s: blob %s listed twice", TOCFile, b.Digest)
+		}
+		seen[b.Digest] = true
+	}
+	for _, im := range t.Images {
+		if err := CheckDigest(im.Digest); err != nil {
+			return nil, fmt.Errorf("%s: image %s: %w", TOCFile, im.Ref, err)
+		}
+	}
+	return &t, nil
+}
+
+var hexRE = map[string]*regexp.Regexp{
+	"sha256": regexp.MustCompile(`^[a-f0-9]{64}$`),
+	"sha512": regexp.MustCompile(`^[a-f0-9]{128}$`),
+}
+
+// CheckDigest accepts only the algorithms relocate can verify, in canonical form.
+func CheckDigest(h v1.Hash) error {
+	re, ok := hexRE[h.Algorithm]
+	if !ok {
+		return fmt.Errorf("digest %q: unsupported algorithm", h.String())
+	}
+	if !re.MatchString(h.Hex) {
+		return fmt.Errorf("digest %q: malformed", h.String())
+	}
+	return nil
+}
+
+// BlobPath is where a blob lives in the layout.
+func BlobPath(h v1.Hash) string { return "blobs/" + h.Algorithm + "/" + h.Hex }
+
+// ParseBlobPath returns the digest named by a blob path, or false if the name
+// is not a canonical blob path.
+func ParseBlobPath(name string) (v1.Hash, bool) {
+	rest, ok := strings.CutPrefix(name, "blobs/")
+	if !ok {
+		return v1.Hash{}, false
+	}
+	alg, hex, ok := strings.Cut(rest, "/")
+	if !ok {
+		return v1.Hash{}, false
+	}
+	h := v1.Hash{Algorithm: alg, Hex: hex}
+	if CheckDigest(h) != nil {
+		return v1.Hash{}, false
+	}
+	return h, true
+}
+
+// BuildIndex writes index.json: one entry per image, annotated with its
+// original reference.
+func BuildIndex(images []Image) ([]byte, error) {
+	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
+	for _, im := range images {
+		ann := map[string]string{AnnotationImageName: im.Ref}
+		if tag := TagOf(im.Ref); tag != "" {
+			ann[AnnotationRefName] = tag
+		}
+		idx.Manifests = append(idx.Manifests, v1.Descriptor{
+			MediaType:   types.MediaType(im.MediaType),
+			Size:        im.Size,
+			Digest:      im.Digest,
+			Annotations: ann,
+		})
+	}
+	return json.MarshalIndent(idx, "", " ")
+}
+
+// ParseIndex decodes index.json.
+func ParseIndex(b []byte) (*v1.IndexManifest, error) {
+	var idx v1.IndexManifest
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return nil, fmt.Errorf("%s: not valid JSON: %w", IndexFile, err)
+	}
+	if idx.SchemaVersion != 2 {
+		return nil, fmt.Errorf("%s: schemaVersion %d, want 2", IndexFile, idx.SchemaVersion)
+	}
+	return &idx, nil
+}
+
+// TagOf returns the tag of a reference such as host/repo:tag or
+// host/repo:tag@digest, or "" when it has none.
+func TagOf(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
+	slash := strings.LastIndex(ref, "/")
+	colon := strings.LastIndex(ref, ":")
+	if colon > slash {
+		return ref[colon+1:]
+	}
+	return ""
+}

@@ -1,0 +1,93 @@
+package verify
+
+import (
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/relocate-dev/relocate/layout"
+)
+
+// Structure checks that index.json and the table of contents name the same
+// images, and that every image's manifests parse and point only at blobs the
+// table of contents lists, with the same sizes. small holds the content of
+// the metadata blobs (manifests, configs) already checked against their
+// digests. It returns each image's closure, keyed by reference, for the
+// images that passed.
+func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byte, ps *Problems) map[string]*layout.Closure {
+	listed := map[v1.Hash]layout.Blob{}
+	for _, b := range toc.Blobs {
+		listed[b.Digest] = b
+	}
+	checkIndex(toc, index, ps)
+
+	out := map[string]*layout.Closure{}
+	for _, im := range toc.Images {
+		top := layout.Child{Descriptor: v1.Descriptor{Digest: im.Digest, Size: im.Size, MediaType: types.MediaType(im.MediaType)}, Kind: layout.KindOf(im.MediaType)}
+		c, err := layout.Walk(top, func(h v1.Hash) ([]byte, bool) { b, ok := small[h]; return b, ok })
+		if err != nil {
+			ps.Add(im.Ref, "%v", err)
+			continue
+		}
+		ok := true
+		for _, d := range append(append([]layout.Child{}, c.Manifests...), c.Blobs...) {
+			b, found := listed[d.Digest]
+			switch {
+			case !found:
+				ps.Add(d.Digest.String(), "needed by %s but not in the table of contents", im.Ref)
+				ok = false
+			case b.Size != d.Size:
+				ps.Add(d.Digest.String(), "size %d in the table of contents, %d in the manifest of %s", b.Size, d.Size, im.Ref)
+				ok = false
+			case b.Kind.Small() != d.Kind.Small():
+				ps.Add(d.Digest.String(), "kind %s in the table of contents, used as %s by %s", b.Kind, d.Kind, im.Ref)
+				ok = false
+			}
+		}
+		if ok {
+			out[im.Ref] = c
+		}
+	}
+	return out
+}
+
+func checkIndex(toc *layout.TOC, index *v1.IndexManifest, ps *Problems) {
+	inIndex := map[string]v1.Descriptor{}
+	for _, d := range index.Manifests {
+		ref := d.Annotations[layout.AnnotationImageName]
+		if ref == "" {
+			ps.Add(layout.IndexFile, "entry %s has no %s annotation", d.Digest, layout.AnnotationImageName)
+			continue
+		}
+		if _, dup := inIndex[ref]; dup {
+			ps.Add(layout.IndexFile, "reference %s listed twice", ref)
+		}
+		inIndex[ref] = d
+	}
+	for _, im := range toc.Images {
+		d, ok := inIndex[im.Ref]
+		if !ok {
+			ps.Add(im.Ref, "in the table of contents but not in %s", layout.IndexFile)
+			continue
+		}
+		delete(inIndex, im.Ref)
+		if d.Digest != im.Digest || d.Size != im.Size || string(d.MediaType) != im.MediaType {
+			ps.Add(im.Ref, "%s says %s (%d bytes, %s), the table of contents says %s (%d bytes, %s)",
+				layout.IndexFile, d.Digest, d.Size, d.MediaType, im.Digest, im.Size, im.MediaType)
+		}
+	}
+	for ref := range inIndex {
+		ps.Add(ref, "in %s but not in the table of contents", layout.IndexFile)
+	}
+}
+
+// CheckBlob compares what a blob entry held with the table of contents.
+func CheckBlob(b layout.Blob, size int64, got v1.Hash) error {
+	if size != b.Size {
+		return fmt.Errorf("%d bytes, the table of contents says %d", size, b.Size)
+	}
+	if got != b.Digest {
+		return fmt.Errorf("content digest is %s", got)
+	}
+	return nil
+}

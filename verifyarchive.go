@@ -1,0 +1,109 @@
+package relocate
+
+import (
+	"context"
+	"io"
+	"sort"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/archive"
+	"github.com/relocate-dev/relocate/layout"
+	"github.com/relocate-dev/relocate/mirror"
+	"github.com/relocate-dev/relocate/verify"
+	"golang.org/x/sync/errgroup"
+)
+
+// VerifyOptions says which archive to check.
+type VerifyOptions struct {
+	Archive  string    // path, or "-" for Stdin
+	Stdin    io.Reader // where "-" comes from
+	Jobs     int       // parallel hashing when the archive is a plain file
+	Progress Progress
+}
+
+// VerifyReport summarises an archive and, when it is refused, every reason.
+type VerifyReport struct {
+	Archive     string           `json:"archive"`
+	Compression string           `json:"compression"`
+	Verdict     string           `json:"verdict"` // "ok" or "refused"
+	Images      []layout.Image   `json:"images"`
+	Platforms   int              `json:"platforms"`
+	Blobs       int              `json:"blobs"`
+	Bytes       int64            `json:"bytes"`
+	Problems    []verify.Problem `json:"problems,omitempty"`
+}
+
+// Verify reads an archive once and checks every blob's size and digest, that
+// every manifest's references are present, and that index.json and the table
+// of contents agree. A refusal is returned as a *verify.Error together with a
+// report naming every problem.
+func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
+	s, err := openArchive(o.Archive, o.Stdin)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	verify.Structure(s.toc, s.index, s.small, s.ps)
+
+	prog := progressOr(o.Progress)
+	prog.Stage("verify", s.toc.TotalBytes())
+	defer prog.Done()
+	if err := s.hashLayers(ctx, o.Jobs, prog); err != nil {
+		return nil, err
+	}
+
+	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.r.Compression()), Images: s.toc.Images, Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok"}
+	for _, im := range s.toc.Images {
+		rep.Platforms += max(len(im.Platforms), 1)
+	}
+	if err := s.ps.Err(); err != nil {
+		rep.Verdict = "refused"
+		rep.Problems = s.ps.List()
+		return rep, err
+	}
+	return rep, nil
+}
+
+// hashLayers checks every layer's digest: in parallel from a plain file,
+// else in stream order.
+func (s *source) hashLayers(ctx context.Context, jobs int, prog Progress) error {
+	check := func(e *archive.Entry, b layout.Blob, r io.Reader) error {
+		err := mirror.CopyVerified(progressWriter{prog}, r, v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name)
+		if IsRefused(err) {
+			s.ps.Add(e.Name, "%s", reason(err))
+			return nil
+		}
+		return err
+	}
+	if s.r.RandomAccess() {
+		entries := make([]*archive.Entry, 0, len(s.layers))
+		for _, e := range s.layers {
+			entries = append(entries, e)
+		}
+		sort.Slice(entries, func(i, j int) bool { return entries[i].Offset < entries[j].Offset })
+		eg, ctx := errgroup.WithContext(ctx)
+		eg.SetLimit(max(jobs, 1))
+		for _, e := range entries {
+			eg.Go(func() error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				d, _ := layout.ParseBlobPath(e.Name)
+				return check(e, s.blobs[d], s.r.SectionReader(e))
+			})
+		}
+		return eg.Wait()
+	}
+	for {
+		e, b, err := s.nextLayer()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := check(e, b, s.r); err != nil {
+			return err
+		}
+	}
+}
