@@ -69,13 +69,13 @@ func Push(ctx context.Context, host string, s Spec) ([]Image, error) {
 	}
 
 	// Shared layers depend only on Seed and position, so compute them once.
-	shared := make([]*content, s.Shared)
+	shared := make([]layer, s.Shared)
 	for n := range shared {
 		c, err := newContent(layerID{seed: s.Seed, shared: true, index: n}, s.LayerSize)
 		if err != nil {
 			return nil, fmt.Errorf("testimages: %w", err)
 		}
-		shared[n] = c
+		shared[n] = layer{content: c, mediaType: mt.layer}
 	}
 
 	// One Pusher dedupes blob uploads and reuses connections across images.
@@ -83,16 +83,28 @@ func Push(ctx context.Context, host string, s Spec) ([]Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testimages: %w", err)
 	}
+	p := &pushJob{spec: s, host: host, mt: mt, platforms: platforms, shared: shared, pusher: pusher}
+
+	// Image 0 goes first so the others can mount the shared layers from
+	// its repository instead of uploading them again.
+	out := make([]Image, s.Count)
+	if out[0], err = p.push(ctx, 0, nil); err != nil {
+		return nil, fmt.Errorf("testimages: %w", err)
+	}
+	ref0, err := p.ref(0)
+	if err != nil {
+		return nil, fmt.Errorf("testimages: %w", err)
+	}
+	mountFrom := ref0.Context()
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	out := make([]Image, s.Count)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(s.Count, max(4, runtime.GOMAXPROCS(0))) {
+	for range min(s.Count-1, max(4, runtime.GOMAXPROCS(0))) {
 		wg.Go(func() {
 			for i := range next {
-				img, err := pushOne(ctx, pusher, host, s, i, mt, platforms, shared)
+				img, err := p.push(ctx, i, &mountFrom)
 				if err != nil {
 					cancel(err)
 					continue // drain so the feeder never blocks
@@ -102,7 +114,7 @@ func Push(ctx context.Context, host string, s Spec) ([]Image, error) {
 		})
 	}
 feed:
-	for i := range s.Count {
+	for i := 1; i < s.Count; i++ {
 		select {
 		case next <- i:
 		case <-ctx.Done():
@@ -135,48 +147,75 @@ func (s Spec) validate() error {
 	return nil
 }
 
-// pushOne builds image i (an index if there are several platforms) and
-// pushes it by tag; children go first, by digest, via remote.WriteIndex.
-func pushOne(ctx context.Context, pusher *remote.Pusher, host string, s Spec, i int,
-	mt mediaTypes, platforms []v1.Platform, shared []*content) (Image, error) {
+// pushJob holds what every image of one Push call shares.
+type pushJob struct {
+	spec      Spec
+	host      string
+	mt        mediaTypes
+	platforms []v1.Platform
+	shared    []layer
+	pusher    *remote.Pusher
+}
+
+// ref returns the tag image i is pushed to.
+func (p *pushJob) ref(i int) (name.Tag, error) {
 	expand := func(t string) string { return strings.ReplaceAll(t, imageIndexPlaceholder, strconv.Itoa(i)) }
-	ref := host + "/" + expand(s.Repo) + ":" + expand(s.Tag)
+	ref := p.host + "/" + expand(p.spec.Repo) + ":" + expand(p.spec.Tag)
 	tag, err := name.NewTag(ref, name.Insecure)
 	if err != nil {
-		return Image{}, fmt.Errorf("image %d: parse %q: %w", i, ref, err)
+		return name.Tag{}, fmt.Errorf("image %d: parse %q: %w", i, ref, err)
+	}
+	return tag, nil
+}
+
+// push builds image i (an index if there are platforms) and pushes it by
+// tag; remote.WriteIndex pushes an index's children first, by digest. If
+// mountFrom is set, shared layers are first mounted from that repository.
+func (p *pushJob) push(ctx context.Context, i int, mountFrom *name.Repository) (Image, error) {
+	tag, err := p.ref(i)
+	if err != nil {
+		return Image{}, err
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.Reuse(p.pusher)}
+
+	if mountFrom != nil && *mountFrom != tag.Repository {
+		for _, l := range p.shared {
+			// Falls back to a plain upload if the mount is refused.
+			ml := &remote.MountableLayer{Layer: l, Reference: mountFrom.Digest(l.digest.String())}
+			if err := remote.WriteLayer(tag.Repository, ml, opts...); err != nil {
+				return Image{}, fmt.Errorf("mount shared layer into %s: %w", tag.Repository, err)
+			}
+		}
 	}
 
-	imgs := make([]*image, len(platforms))
-	children := make([]v1.Image, len(platforms))
-	for p := range platforms {
-		ls := make([]layer, s.Layers)
-		for n := range ls {
-			if n < s.Shared {
-				ls[n] = layer{content: shared[n], mediaType: mt.layer}
-				continue
-			}
-			c, err := newContent(layerID{seed: s.Seed, image: i, platform: p, index: n}, s.LayerSize)
+	imgs := make([]*image, len(p.platforms))
+	children := make([]v1.Image, len(p.platforms))
+	for pi := range p.platforms {
+		ls := make([]layer, p.spec.Layers)
+		copy(ls, p.shared)
+		for n := len(p.shared); n < len(ls); n++ {
+			c, err := newContent(layerID{seed: p.spec.Seed, image: i, platform: pi, index: n}, p.spec.LayerSize)
 			if err != nil {
 				return Image{}, fmt.Errorf("image %d: %w", i, err)
 			}
-			ls[n] = layer{content: c, mediaType: mt.layer}
+			ls[n] = layer{content: c, mediaType: p.mt.layer}
 		}
-		if imgs[p], err = newImage(mt, platforms[p], ls); err != nil {
+		if imgs[pi], err = newImage(p.mt, p.platforms[pi], ls); err != nil {
 			return Image{}, fmt.Errorf("image %d: %w", i, err)
 		}
-		if children[p], err = partial.CompressedToImage(imgs[p]); err != nil {
+		if children[pi], err = partial.CompressedToImage(imgs[pi]); err != nil {
 			return Image{}, fmt.Errorf("image %d: %w", i, err)
 		}
 	}
 
-	opts := []remote.Option{remote.WithContext(ctx), remote.Reuse(pusher)}
 	var top partial.Describable
-	if len(s.Platforms) == 0 {
+	isIndex := len(p.spec.Platforms) > 0
+	if !isIndex {
 		top = children[0]
 		err = remote.Write(tag, children[0], opts...)
 	} else {
 		var idx *index
-		if idx, err = newIndex(mt, children, platforms); err != nil {
+		if idx, err = newIndex(p.mt, children, p.platforms); err != nil {
 			return Image{}, fmt.Errorf("image %d: %w", i, err)
 		}
 		top = idx
@@ -185,7 +224,7 @@ func pushOne(ctx context.Context, pusher *remote.Pusher, host string, s Spec, i 
 	if err != nil {
 		return Image{}, fmt.Errorf("push %s: %w", tag, err)
 	}
-	return describe(tag.String(), top, imgs, len(s.Platforms) > 0)
+	return describe(tag.String(), top, imgs, isIndex)
 }
 
 // describe summarises what was pushed, counting each blob once.
