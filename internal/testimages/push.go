@@ -141,7 +141,7 @@ func (s Spec) validate() error {
 		return fmt.Errorf("spec LayerSize %d < 0", s.LayerSize)
 	case s.Shared < 0 || s.Shared > s.Layers:
 		return fmt.Errorf("spec Shared %d outside [0, Layers=%d]", s.Shared, s.Layers)
-	case s.Count > 1 && !strings.Contains(s.Repo+s.Tag, imageIndexPlaceholder):
+	case s.Count > 1 && !strings.Contains(s.Repo, imageIndexPlaceholder) && !strings.Contains(s.Tag, imageIndexPlaceholder):
 		return fmt.Errorf("spec Count %d needs %s in Repo or Tag, or images overwrite each other", s.Count, imageIndexPlaceholder)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -59,7 +60,7 @@ func TestPushOCIImages(t *testing.T) {
 	var shared v1.Hash
 	seenOwn := map[v1.Hash]bool{}
 	for i, want := range imgs {
-		if want.Ref != reg.Host+"/team/app-"+string(rune('0'+i))+":v1" {
+		if want.Ref != reg.Host+"/team/app-"+strconv.Itoa(i)+":v1" {
 			t.Errorf("image %d: Ref = %q", i, want.Ref)
 		}
 		desc := get(t, want.Ref)
