@@ -158,7 +158,7 @@ func (r *Reader) Next() (*Entry, error) {
 			if r.cur != nil {
 				name = r.cur.Name
 			}
-			return nil, wrapStreamErr(name, "reading the tar header after this entry", err)
+			return nil, wrapStreamErr(name, "in or just after this entry", err)
 		}
 		if err := check(h); err != nil {
 			return nil, err
