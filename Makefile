@@ -1,0 +1,34 @@
+# relocate: carry signed software across an air gap.
+GO      ?= go
+BIN     := bin/relocate
+
+.PHONY: build demo test test-unit bench deps clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/relocate
+
+# Two local registries, sample images, export -> verify -> import.
+demo: deps build
+	$(GO) run ./internal/demo -relocate $(BIN)
+
+# Unit tests and end-to-end tests against real registries on 127.0.0.1.
+test: deps
+	RELOCATE_REQUIRE_REGISTRY=1 $(GO) test -count=1 ./...
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+# Throughput and memory against the machine's limits, crane and skopeo;
+# writes docs/benchmarks.md.
+bench: deps build
+	$(GO) run ./internal/bench -out docs/benchmarks.md
+
+# The registry the tests and the demo run (Debian's CNCF distribution), and
+# skopeo for the benchmark's comparison.
+deps:
+	@command -v docker-registry >/dev/null 2>&1 || test -x /usr/bin/docker-registry || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo; }
+
+clean:
+	rm -rf bin
