@@ -54,7 +54,7 @@ func buildCrane(ctx context.Context, modRoot, binDir, version string) error {
 	}
 	install := command{
 		dir:  binDir, // outside the module, so its go.mod does not apply
-		env:  []string{"GOBIN=" + binDir, "GOFLAGS=-buildvcs=false"},
+		env:  []string{"GOBIN=" + binDir, "GOFLAGS=", "GOWORK=off"},
 		name: "go",
 		args: []string{"install", cranePkg + "@" + version},
 	}

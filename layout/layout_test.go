@@ -1,0 +1,128 @@
+package layout
+
+import (
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+const hexA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+func TestTagOf(t *testing.T) {
+	tests := map[string]string{
+		"reg.example/team/app:1.2":              "1.2",
+		"127.0.0.1:5000/app:v1":                 "v1",
+		"127.0.0.1:5000/app":                    "",
+		"reg.example/app@sha256:" + hexA:        "",
+		"reg.example/app:v2@sha256:" + hexA:     "v2",
+		"localhost:5000/a/b/c:latest":           "latest",
+		"index.docker.io/library/alpine:3.20.1": "3.20.1",
+	}
+	for ref, want := range tests {
+		if got := TagOf(ref); got != want {
+			t.Errorf("TagOf(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
+
+func TestParseBlobPath(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"blobs/sha256/" + hexA, true},
+		{"blobs/sha256/" + strings.ToUpper(hexA), false},
+		{"blobs/sha256/" + hexA[:63], false},
+		{"blobs/md5/" + hexA, false},
+		{"blobs/sha256/" + hexA + "/x", false},
+		{"blobs/sha256/../" + hexA, false},
+		{"index.json", false},
+	}
+	for _, tc := range tests {
+		if _, ok := ParseBlobPath(tc.name); ok != tc.ok {
+			t.Errorf("ParseBlobPath(%q) ok=%v, want %v", tc.name, ok, tc.ok)
+		}
+	}
+}
+
+func TestParseTOCRefuses(t *testing.T) {
+	d := `"sha256:` + hexA + `"`
+	tests := []struct{ name, doc, want string }{
+		{"not JSON", `{`, "not valid JSON"},
+		{"wrong version", `{"schemaVersion":2}`, "schemaVersion"},
+		{"bad digest", `{"schemaVersion":1,"blobs":[{"digest":"sha256:xyz","size":1,"kind":"layer"}]}`, "hex"},
+		{"negative size", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":-1,"kind":"layer"}]}`, "negative"},
+		{"huge manifest", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":99999999,"kind":"manifest"}]}`, "limit"},
+		{"unknown kind", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":1,"kind":"script"}]}`, "unknown kind"},
+		{"duplicate", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":1,"kind":"layer"},{"digest":` + d + `,"size":1,"kind":"layer"}]}`, "twice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseTOC([]byte(tc.doc))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestSortPutsMetadataFirst(t *testing.T) {
+	h := func(c byte) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(string(c), 64)} }
+	toc := &TOC{Blobs: []Blob{
+		{Digest: h('1'), Kind: KindLayer}, {Digest: h('2'), Kind: KindConfig},
+		{Digest: h('0'), Kind: KindLayer}, {Digest: h('3'), Kind: KindManifest}, {Digest: h('4'), Kind: KindIndex},
+	}}
+	toc.Sort()
+	var got []string
+	for _, b := range toc.Blobs {
+		got = append(got, string(b.Kind)+b.Digest.Hex[:1])
+	}
+	if want := "index4 manifest3 config2 layer0 layer1"; strings.Join(got, " ") != want {
+		t.Errorf("order %v, want %s", got, want)
+	}
+}
+
+func TestChildren(t *testing.T) {
+	dig := "sha256:" + hexA
+	tests := []struct {
+		name, mt, doc string
+		kinds         string
+		err           string
+	}{
+		{"oci manifest", "application/vnd.oci.image.manifest.v1+json",
+			`{"schemaVersion":2,"config":{"digest":"` + dig + `","size":2},"layers":[{"digest":"` + dig + `","size":3}]}`, "config layer", ""},
+		{"docker list", "application/vnd.docker.distribution.manifest.list.v2+json",
+			`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"` + dig + `","size":2}]}`, "manifest", ""},
+		{"index without media type", "",
+			`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"` + dig + `","size":2}]}`, "index", ""},
+		{"schema 1", "", `{"schemaVersion":1}`, "", "schema 1"},
+		{"media types disagree", "application/vnd.oci.image.index.v1+json",
+			`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`, "", "media type"},
+		{"no config", "application/vnd.oci.image.manifest.v1+json", `{"schemaVersion":2,"layers":[]}`, "", "without a config"},
+		{"bad child digest", "application/vnd.oci.image.manifest.v1+json",
+			`{"schemaVersion":2,"config":{"digest":"sha256:00","size":2}}`, "", "hex"},
+		{"not JSON", "", `nope`, "", "not valid JSON"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kids, err := Children(tc.mt, []byte(tc.doc))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want error containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kinds []string
+			for _, k := range kids {
+				kinds = append(kinds, string(k.Kind))
+			}
+			if strings.Join(kinds, " ") != tc.kinds {
+				t.Errorf("kinds %v, want %s", kinds, tc.kinds)
+			}
+		})
+	}
+}
