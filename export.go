@@ -25,7 +25,14 @@ type ExportOptions struct {
 	Stdout      io.Writer           // where "-" goes
 	Compression archive.Compression // "" picks by the Output extension (.zst, .gz)
 	Jobs        int                 // parallel fetches; 0 means a default
-	Client      *mirror.Client
+	// NoReferrers leaves out what is attached to the images (cosign tags,
+	// OCI referrers); ArtifactTypes keeps only referrers of these types.
+	NoReferrers   bool
+	ArtifactTypes []string
+	// SkipBrokenReferrers exports without attachments that are listed but
+	// cannot be fetched, reporting them as warnings, instead of failing.
+	SkipBrokenReferrers bool
+	Client              *mirror.Client
 	Progress    Progress
 }
 
@@ -34,9 +41,11 @@ type ExportReport struct {
 	Output      string         `json:"output"`
 	Compression string         `json:"compression"`
 	Images      []layout.Image `json:"images"`
+	Attachments int            `json:"attachments"`
 	Blobs       int            `json:"blobs"`
 	Bytes       int64          `json:"bytes"`
 	ArchiveSize int64          `json:"archiveSize,omitempty"`
+	Warnings    []string       `json:"warnings,omitempty"`
 }
 
 // DefaultJobs is the default number of parallel transfers: enough to hide
@@ -62,11 +71,11 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		o.Compression = compressionFor(o.Output)
 	}
 
-	g, err := o.Client.Walk(ctx, o.Refs, o.Jobs)
+	g, err := o.Client.Walk(ctx, o.Refs, mirror.WalkOptions{Jobs: o.Jobs, Attachments: !o.NoReferrers, ArtifactTypes: o.ArtifactTypes, SkipBroken: o.SkipBrokenReferrers})
 	if err != nil {
 		return nil, err
 	}
-	toc := &layout.TOC{SchemaVersion: layout.TOCSchemaVersion, Images: g.Images}
+	toc := &layout.TOC{SchemaVersion: layout.TOCSchemaVersion, Images: g.Images, Attachments: g.Attachments}
 	for _, n := range g.Blobs {
 		toc.Blobs = append(toc.Blobs, n.Blob)
 	}
@@ -102,7 +111,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		return o.Client.FetchBlob(ctx, n.Repo, n.Desc, io.MultiWriter(w, progressWriter{prog}))
 	}
 
-	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Blobs: len(toc.Blobs), Bytes: toc.TotalBytes()}
+	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments), Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings}
 	prog.Stage("export", toc.TotalBytes())
 	defer prog.Done()
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/verify"
@@ -44,6 +45,7 @@ type ImportReport struct {
 	To           string            `json:"to"`
 	Verdict      string            `json:"verdict"` // "ok", "planned" or "refused"
 	Images       []ImportedImage   `json:"images"`
+	Attachments  int               `json:"attachments"`
 	Mapping      map[string]string `json:"mapping"`
 	BlobsPushed  int               `json:"blobsPushed"`
 	BlobsMounted int               `json:"blobsMounted"`
@@ -97,7 +99,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 		return rep, nil
 	}
 
-	p := &pusher{c: o.Client, s: s, prog: prog, bad: map[v1.Hash]bool{}, repos: map[v1.Hash][]name.Repository{}}
+	p := &pusher{c: o.Client, s: s, prog: prog, bad: map[v1.Hash]bool{}, api: map[string]bool{}, repos: map[v1.Hash][]name.Repository{}}
 	var configs []layout.Child
 	for _, t := range targets {
 		for _, b := range t.closure.Blobs {
@@ -193,6 +195,7 @@ type pusher struct {
 
 	mu                       sync.Mutex
 	bad                      map[v1.Hash]bool
+	api                      map[string]bool // registry → answers the referrers API
 	pushed, mounted, skipped int
 	bytes                    int64
 }
@@ -328,8 +331,11 @@ func (p *pusher) fail(d v1.Hash, entry string, err error) {
 	p.s.ps.Add(entry, "%s", reason(err))
 }
 
-// pushManifests pushes, for every image whose blobs all arrived intact, its
-// manifests by digest (children first), then its tag.
+// pushManifests pushes, for every image whose blobs all arrived intact: its
+// manifests by digest (children before indexes, subjects before what is
+// attached to them), its referrers into the destination's referrers listing,
+// its cosign tags, and finally its own tag. Then it checks that every
+// attachment can be discovered from its subject.
 func (p *pusher) pushManifests(ctx context.Context, targets []*target, rep *ImportReport) error {
 	done := map[string]bool{}
 	for i, t := range targets {
@@ -338,6 +344,7 @@ func (p *pusher) pushManifests(ctx context.Context, targets []*target, rep *Impo
 			p.s.ps.Add(t.image.Ref, "not imported: %d blob(s) failed verification (%s)", len(bad), strings.Join(bad, ", "))
 			continue
 		}
+		indexed := map[v1.Hash]bool{}
 		for _, m := range t.closure.Manifests {
 			key := t.repo.String() + "@" + m.Digest.String()
 			if done[key] {
@@ -348,27 +355,104 @@ func (p *pusher) pushManifests(ctx context.Context, targets []*target, rep *Impo
 				return err
 			}
 			if !ok {
-				if err := p.c.PutManifest(ctx, t.repo, m.Digest.String(), string(m.MediaType), p.s.small[m.Digest]); err != nil {
+				if indexed[m.Digest], err = p.c.PutReferrer(ctx, t.repo, m.Digest, string(m.MediaType), p.s.small[m.Digest]); err != nil {
 					return err
 				}
 			}
 			done[key] = true
 		}
+		for _, a := range t.closure.Attached {
+			if err := p.list(ctx, t.repo, a, indexed[a.Digest]); err != nil {
+				return err
+			}
+		}
+		for _, a := range t.closure.Attached {
+			if a.Tag != "" {
+				if _, err := p.tag(ctx, t.repo, a.Tag, a.Digest, a.MediaType); err != nil {
+					return err
+				}
+			}
+		}
 		rep.Images[i].Status = "unchanged"
-		if t.tag == "" {
-			continue
+		if t.tag != "" {
+			moved, err := p.tag(ctx, t.repo, t.tag, t.image.Digest, t.image.MediaType)
+			if err != nil {
+				return err
+			}
+			if moved {
+				rep.Images[i].Status = "pushed"
+			}
 		}
-		cur, ok, err := p.c.ManifestDigest(ctx, t.repo, t.tag)
-		if err != nil {
+		if err := p.discoverable(ctx, t); err != nil {
 			return err
 		}
-		if ok && cur == t.image.Digest {
-			continue
-		}
-		if err := p.c.PutManifest(ctx, t.repo, t.tag, t.image.MediaType, p.s.small[t.image.Digest]); err != nil {
+		rep.Attachments += len(t.closure.Attached)
+	}
+	return nil
+}
+
+// tag points tag at d unless it already does, reporting whether it moved.
+func (p *pusher) tag(ctx context.Context, repo name.Repository, tag string, d v1.Hash, mediaType string) (bool, error) {
+	cur, ok, err := p.c.ManifestDigest(ctx, repo, tag)
+	if err != nil || (ok && cur == d) {
+		return false, err
+	}
+	return true, p.c.PutManifest(ctx, repo, tag, mediaType, p.s.small[d])
+}
+
+// list makes a referrer discoverable from its subject: registries with the
+// referrers API index it themselves; for the others relocate adds it to the
+// fallback tag's index, keeping the entries already there.
+func (p *pusher) list(ctx context.Context, repo name.Repository, a layout.Attachment, indexed bool) error {
+	if a.Kind != layout.AttachReferrer || indexed {
+		return nil
+	}
+	reg := repo.RegistryStr()
+	api, known := p.api[reg]
+	if !known {
+		var err error
+		if _, api, err = p.c.ReferrersAPI(ctx, repo, a.Subject); err != nil {
 			return err
 		}
-		rep.Images[i].Status = "pushed"
+		p.api[reg] = api
+	}
+	if api {
+		return nil
+	}
+	return p.c.AddToFallbackIndex(ctx, repo, a.Subject, v1.Descriptor{
+		MediaType: types.MediaType(a.MediaType), Size: a.Size, Digest: a.Digest,
+		ArtifactType: a.ArtifactType, Annotations: a.Annotations,
+	})
+}
+
+// discoverable checks that every attachment of an image can be found from
+// its subject at the destination, as a verifier there would look for it.
+func (p *pusher) discoverable(ctx context.Context, t *target) error {
+	listed := map[v1.Hash]map[v1.Hash]bool{}
+	for _, a := range t.closure.Attached {
+		if a.Tag != "" {
+			d, ok, err := p.c.ManifestDigest(ctx, t.repo, a.Tag)
+			if err != nil {
+				return err
+			}
+			if !ok || d != a.Digest {
+				return fmt.Errorf("%s:%s: %s of %s not found after import", t.repo, a.Tag, a.Kind, a.Subject)
+			}
+			continue
+		}
+		if listed[a.Subject] == nil {
+			descs, err := p.c.Referrers(ctx, t.repo, a.Subject)
+			if err != nil {
+				return err
+			}
+			listed[a.Subject] = map[v1.Hash]bool{}
+			for _, d := range descs {
+				listed[a.Subject][d.Digest] = true
+			}
+		}
+		if !listed[a.Subject][a.Digest] {
+			return fmt.Errorf("%s@%s: referrer %s (%s) is not listed for its subject after import", t.repo, a.Subject, a.Digest, a.ArtifactType)
+		}
 	}
 	return nil
 }

@@ -4,16 +4,25 @@ import (
 	"context"
 	"io"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/relocate-dev/relocate/layout"
 )
 
 // InspectReport lists what an archive holds, from its table of contents.
 type InspectReport struct {
-	Archive     string         `json:"archive"`
-	Compression string         `json:"compression"`
-	Images      []layout.Image `json:"images"`
-	Blobs       []layout.Blob  `json:"blobs"`
-	Bytes       int64          `json:"bytes"`
+	Archive     string           `json:"archive"`
+	Compression string           `json:"compression"`
+	Images      []InspectedImage `json:"images"`
+	Blobs       []layout.Blob    `json:"blobs"`
+	Bytes       int64            `json:"bytes"`
+}
+
+// InspectedImage is an image and everything attached to it or to its
+// child manifests, attachments of attachments included.
+type InspectedImage struct {
+	layout.Image
+	Attached []layout.Attachment `json:"attached,omitempty"`
 }
 
 // Inspect reads an archive's metadata (not its layers) and reports its
@@ -24,5 +33,15 @@ func Inspect(ctx context.Context, path string, stdin io.Reader) (*InspectReport,
 		return nil, err
 	}
 	defer s.Close()
-	return &InspectReport{Archive: path, Compression: string(s.r.Compression()), Images: s.toc.Images, Blobs: s.toc.Blobs, Bytes: s.toc.TotalBytes()}, nil
+	rep := &InspectReport{Archive: path, Compression: string(s.r.Compression()), Blobs: s.toc.Blobs, Bytes: s.toc.TotalBytes()}
+	attached := s.toc.AttachedTo()
+	for _, im := range s.toc.Images {
+		ii := InspectedImage{Image: im}
+		top := layout.Child{Descriptor: v1.Descriptor{Digest: im.Digest, Size: im.Size, MediaType: types.MediaType(im.MediaType)}, Kind: layout.KindOf(im.MediaType)}
+		if c, err := layout.Walk(top, func(h v1.Hash) ([]byte, bool) { b, ok := s.small[h]; return b, ok }, attached); err == nil {
+			ii.Attached = c.Attached
+		}
+		rep.Images = append(rep.Images, ii)
+	}
+	return rep, nil
 }

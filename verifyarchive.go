@@ -18,7 +18,9 @@ type VerifyOptions struct {
 	Archive  string    // path, or "-" for Stdin
 	Stdin    io.Reader // where "-" comes from
 	Jobs     int       // parallel hashing when the archive is a plain file
-	Progress Progress
+	// RequireSignatures refuses an archive in which an image has no signature.
+	RequireSignatures bool
+	Progress          Progress
 }
 
 // VerifyReport summarises an archive and, when it is refused, every reason.
@@ -28,6 +30,10 @@ type VerifyReport struct {
 	Verdict     string           `json:"verdict"` // "ok" or "refused"
 	Images      []layout.Image   `json:"images"`
 	Platforms   int              `json:"platforms"`
+	Attachments int              `json:"attachments"`
+	// Unsigned lists images with no signature attached: information, unless
+	// signatures are required.
+	Unsigned []string `json:"unsigned,omitempty"`
 	Blobs       int              `json:"blobs"`
 	Bytes       int64            `json:"bytes"`
 	Problems    []verify.Problem `json:"problems,omitempty"`
@@ -52,7 +58,13 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 		return nil, err
 	}
 
-	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.r.Compression()), Images: s.toc.Images, Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok"}
+	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.r.Compression()), Images: s.toc.Images, Attachments: len(s.toc.Attachments),
+		Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.toc)}
+	if o.RequireSignatures {
+		for _, ref := range rep.Unsigned {
+			s.ps.Add(ref, "no signature attached, and signatures are required")
+		}
+	}
 	for _, im := range s.toc.Images {
 		rep.Platforms += max(len(im.Platforms), 1)
 	}

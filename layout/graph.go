@@ -104,17 +104,19 @@ func KindOf(mediaType string) Kind {
 	return KindManifest
 }
 
-// Closure is everything one image needs: its manifests in push order (children
-// before the indexes that name them) and its configs and layers.
+// Closure is everything one image needs: its manifests in push order
+// (children before the indexes that name them, subjects before what is
+// attached to them), its configs and layers, and its attachments.
 type Closure struct {
 	Manifests []Child
 	Blobs     []Child
+	Attached  []Attachment
 }
 
 // Walk computes the closure of a top-level manifest, reading manifests with
-// get. A manifest that get cannot supply, or that does not parse, is an error
-// naming its digest.
-func Walk(top Child, get func(v1.Hash) ([]byte, bool)) (*Closure, error) {
+// get and following attachments (nil for none). A manifest that get cannot
+// supply, or that does not parse, is an error naming its digest.
+func Walk(top Child, get func(v1.Hash) ([]byte, bool), attached map[v1.Hash][]Attachment) (*Closure, error) {
 	c := &Closure{}
 	seen := map[v1.Hash]bool{}
 	var visit func(d Child, depth int) error
@@ -145,6 +147,13 @@ func Walk(top Child, get func(v1.Hash) ([]byte, bool)) (*Closure, error) {
 			}
 		}
 		c.Manifests = append(c.Manifests, d)
+		for _, a := range attached[d.Digest] {
+			c.Attached = append(c.Attached, a)
+			ad := v1.Descriptor{Digest: a.Digest, Size: a.Size, MediaType: types.MediaType(a.MediaType)}
+			if err := visit(Child{Descriptor: ad, Kind: KindOf(a.MediaType)}, depth+1); err != nil {
+				return fmt.Errorf("%s attached to %s: %w", a.Kind, d.Digest, err)
+			}
+		}
 		return nil
 	}
 	return c, visit(top, 0)

@@ -95,6 +95,61 @@ type Image struct {
 	Platforms []string `json:"platforms,omitempty"`
 }
 
+// Kinds of attachment: cosign's legacy tags in the subject's repository, and
+// OCI 1.1 referrers (manifests whose subject is the attached-to manifest).
+const (
+	AttachCosignSignature   = "cosign-signature"   // tag sha256-<hex>.sig
+	AttachCosignAttestation = "cosign-attestation" // tag sha256-<hex>.att
+	AttachCosignSBOM        = "cosign-sbom"        // tag sha256-<hex>.sbom
+	AttachReferrer          = "referrer"
+)
+
+// CosignSuffixes maps cosign tag suffixes to attachment kinds.
+var CosignSuffixes = map[string]string{
+	".sig":  AttachCosignSignature,
+	".att":  AttachCosignAttestation,
+	".sbom": AttachCosignSBOM,
+}
+
+// CosignTag is the tag cosign gives an attachment of this kind to subject.
+func CosignTag(subject v1.Hash, kind string) string {
+	for suffix, k := range CosignSuffixes {
+		if k == kind {
+			return subject.Algorithm + "-" + subject.Hex + suffix
+		}
+	}
+	return ""
+}
+
+// FallbackTag is the OCI 1.1 referrers tag schema's tag for a subject.
+func FallbackTag(subject v1.Hash) string { return subject.Algorithm + "-" + subject.Hex }
+
+// Attachment is an artifact attached to a manifest of the archive: a
+// signature, SBOM, attestation or any other referrer. Its manifest and blobs
+// are ordinary blobs of the archive; it lives in its subject's repository.
+type Attachment struct {
+	Subject      v1.Hash `json:"subject"`
+	Digest       v1.Hash `json:"digest"`
+	MediaType    string  `json:"mediaType"`
+	Size         int64   `json:"size"`
+	Kind         string  `json:"kind"`
+	ArtifactType string  `json:"artifactType,omitempty"`
+	// Tag is the cosign tag (derived from the subject), empty for referrers.
+	Tag string `json:"tag,omitempty"`
+	// Annotations of the attachment's manifest, as referrers listings show them.
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// Signature reports whether an attachment is a signature, as opposed to an
+// SBOM or an attestation.
+func (a Attachment) Signature() bool {
+	switch a.ArtifactType {
+	case "application/vnd.cncf.notary.signature", "application/vnd.dev.cosign.artifact.sig.v1+json":
+		return true
+	}
+	return a.Kind == AttachCosignSignature || strings.HasPrefix(a.ArtifactType, "application/vnd.dev.sigstore.bundle")
+}
+
 // TOCSchemaVersion is the version of the table of contents format written.
 const TOCSchemaVersion = 1
 
@@ -103,8 +158,18 @@ const TOCSchemaVersion = 1
 // it reads a byte of content.
 type TOC struct {
 	SchemaVersion int     `json:"schemaVersion"`
-	Images        []Image `json:"images"`
-	Blobs         []Blob  `json:"blobs"`
+	Images        []Image      `json:"images"`
+	Blobs         []Blob       `json:"blobs"`
+	Attachments   []Attachment `json:"attachments,omitempty"`
+}
+
+// AttachedTo indexes attachments by subject.
+func (t *TOC) AttachedTo() map[v1.Hash][]Attachment {
+	m := map[v1.Hash][]Attachment{}
+	for _, a := range t.Attachments {
+		m[a.Subject] = append(m[a.Subject], a)
+	}
+	return m
 }
 
 // TotalBytes is the sum of all blob sizes.
@@ -121,6 +186,13 @@ func (t *TOC) TotalBytes() int64 {
 // depends only on content, so the same content gives the same archive.
 func (t *TOC) Sort() {
 	sort.Slice(t.Images, func(i, j int) bool { return t.Images[i].Ref < t.Images[j].Ref })
+	sort.Slice(t.Attachments, func(i, j int) bool {
+		a, b := t.Attachments[i], t.Attachments[j]
+		if a.Subject != b.Subject {
+			return a.Subject.String() < b.Subject.String()
+		}
+		return a.Digest.String()+a.Tag < b.Digest.String()+b.Tag
+	})
 	sort.Slice(t.Blobs, func(i, j int) bool {
 		a, b := t.Blobs[i], t.Blobs[j]
 		if a.Kind.rank() != b.Kind.rank() {
@@ -165,6 +237,11 @@ func ParseTOC(b []byte) (*TOC, error) {
 	for _, im := range t.Images {
 		if err := CheckDigest(im.Digest); err != nil {
 			return nil, fmt.Errorf("%s: image %s: %w", TOCFile, im.Ref, err)
+		}
+	}
+	for _, a := range t.Attachments {
+		if err := a.check(seen); err != nil {
+			return nil, fmt.Errorf("%s: attachment %s of %s: %w", TOCFile, a.Digest, a.Subject, err)
 		}
 	}
 	return &t, nil
@@ -249,4 +326,29 @@ func TagOf(ref string) string {
 		return ref[colon+1:]
 	}
 	return ""
+}
+
+// check refuses attachments that could do more than attach: a cosign tag must
+// be the one derived from its subject (an archive must not be able to move
+// an arbitrary tag), and a referrer carries no tag.
+func (a Attachment) check(listed map[v1.Hash]bool) error {
+	if err := CheckDigest(a.Subject); err != nil {
+		return err
+	}
+	if !listed[a.Digest] || !listed[a.Subject] {
+		return fmt.Errorf("its manifest or its subject is not among the blobs")
+	}
+	switch a.Kind {
+	case AttachReferrer:
+		if a.Tag != "" {
+			return fmt.Errorf("a referrer with tag %q", a.Tag)
+		}
+	case AttachCosignSignature, AttachCosignAttestation, AttachCosignSBOM:
+		if want := CosignTag(a.Subject, a.Kind); a.Tag != want {
+			return fmt.Errorf("tag %q, but a %s of this subject is tagged %q", a.Tag, a.Kind, want)
+		}
+	default:
+		return fmt.Errorf("unknown kind %q", a.Kind)
+	}
+	return nil
 }

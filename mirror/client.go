@@ -1,6 +1,7 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -374,18 +375,31 @@ func (c *Client) ManifestDigest(ctx context.Context, repo name.Repository, ref s
 
 // PutManifest uploads a manifest byte for byte under ref, a tag or its digest.
 func (c *Client) PutManifest(ctx context.Context, repo name.Repository, ref, mediaType string, raw []byte) error {
-	req, _ := http.NewRequest(http.MethodPut, c.url(repo, "manifests/"+ref), strings.NewReader(string(raw)))
+	_, err := c.putManifest(ctx, repo, ref, mediaType, raw)
+	return err
+}
+
+// PutReferrer uploads a manifest that has a subject, by digest, and reports
+// whether the registry says it indexed the subject (the OCI-Subject header);
+// if not, the client must maintain the fallback tag.
+func (c *Client) PutReferrer(ctx context.Context, repo name.Repository, d v1.Hash, mediaType string, raw []byte) (bool, error) {
+	h, err := c.putManifest(ctx, repo, d.String(), mediaType, raw)
+	return h.Get("OCI-Subject") != "", err
+}
+
+func (c *Client) putManifest(ctx context.Context, repo name.Repository, ref, mediaType string, raw []byte) (http.Header, error) {
+	req, _ := http.NewRequest(http.MethodPut, c.url(repo, "manifests/"+ref), bytes.NewReader(raw))
 	req.ContentLength = int64(len(raw))
 	req.Header.Set("Content-Type", mediaType)
 	resp, err := c.do(ctx, repo, true, "", req)
 	if err != nil {
-		return fmt.Errorf("%s:%s: %w", repo, ref, err)
+		return nil, fmt.Errorf("%s:%s: %w", repo, ref, err)
 	}
 	defer resp.Body.Close()
 	if err := statusErr(resp, http.StatusCreated); err != nil {
-		return fmt.Errorf("pushing manifest %s to %s: %w", ref, repo, err)
+		return nil, fmt.Errorf("pushing manifest %s to %s: %w", ref, repo, err)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // statusErr turns an unexpected response into an error that carries the

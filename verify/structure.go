@@ -24,7 +24,7 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 	out := map[string]*layout.Closure{}
 	for _, im := range toc.Images {
 		top := layout.Child{Descriptor: v1.Descriptor{Digest: im.Digest, Size: im.Size, MediaType: types.MediaType(im.MediaType)}, Kind: layout.KindOf(im.MediaType)}
-		c, err := layout.Walk(top, func(h v1.Hash) ([]byte, bool) { b, ok := small[h]; return b, ok })
+		c, err := layout.Walk(top, func(h v1.Hash) ([]byte, bool) { b, ok := small[h]; return b, ok }, toc.AttachedTo())
 		if err != nil {
 			ps.Add(im.Ref, "%v", err)
 			continue
@@ -90,4 +90,22 @@ func CheckBlob(b layout.Blob, size int64, got v1.Hash) error {
 		return fmt.Errorf("content digest is %s", got)
 	}
 	return nil
+}
+
+// Unsigned lists the images whose top-level manifest has no signature
+// attached (cosign, notation or Sigstore bundle).
+func Unsigned(toc *layout.TOC) []string {
+	signed := map[v1.Hash]bool{}
+	for _, a := range toc.Attachments {
+		if a.Signature() {
+			signed[a.Subject] = true
+		}
+	}
+	var out []string
+	for _, im := range toc.Images {
+		if !signed[im.Digest] {
+			out = append(out, im.Ref)
+		}
+	}
+	return out
 }

@@ -148,6 +148,9 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
 			&cli.StringFlag{Name: "compress", Usage: "zstd, gzip or none (default: from the file extension)"},
+			&cli.BoolFlag{Name: "no-referrers", Usage: "leave out signatures, SBOMs, attestations and other attached artifacts"},
+			&cli.StringSliceFlag{Name: "referrers-filter", Usage: "keep only OCI referrers of this `ARTIFACT_TYPE` (repeatable; cosign tags are always kept)"},
+			&cli.BoolFlag{Name: "skip-broken-referrers", Usage: "export without attached artifacts that are listed but cannot be fetched (reported as warnings) instead of failing"},
 			jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -178,13 +181,17 @@ is compressed; "-o -" writes to stdout.`,
 			b := e.progress(c)
 			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
 				Refs: refs, Output: out, Stdout: e.stdout, Compression: comp,
+				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
 				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
 			})
 			b.wait()
 			if err != nil {
 				return err
 			}
-			e.say(c, "exported %d image(s), %d blobs, %s to %s\n", len(rep.Images), rep.Blobs, human(rep.Bytes), out)
+			for _, w := range rep.Warnings {
+				fmt.Fprintf(e.stderr, "warning: left out %s\n", w)
+			}
+			e.say(c, "exported %d image(s) with %d attached artifact(s), %d blobs, %s to %s\n", len(rep.Images), rep.Attachments, rep.Blobs, human(rep.Bytes), out)
 			return e.report(c, rep)
 		},
 	})
@@ -199,18 +206,24 @@ func verifyCmd(e *env) *cli.Command {
 digest and size, that every manifest's references are present, and that
 index.json and the table of contents agree. Exits 0 with a summary, or names
 every problem and exits 3.`,
-		Flags: []cli.Flag{jobsFlag, jsonFlag, quietFlag},
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "require-signatures", Usage: "refuse (exit 3) when an image has no signature attached"},
+			jobsFlag, jsonFlag, quietFlag,
+		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
 				return err
 			}
 			b := e.progress(c)
-			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Progress: progressOf(b)})
+			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), RequireSignatures: c.Bool("require-signatures"), Progress: progressOf(b)})
 			b.wait()
 			if rep != nil {
 				if rep.Verdict == "ok" {
-					e.say(c, "%s: ok: %d image(s), %d platform(s), %d blobs, %s\n", path, len(rep.Images), rep.Platforms, rep.Blobs, human(rep.Bytes))
+					for _, ref := range rep.Unsigned {
+						e.say(c, "note: %s has no signature attached\n", ref)
+					}
+					e.say(c, "%s: ok: %d image(s), %d platform(s), %d attached artifact(s), %d blobs, %s\n", path, len(rep.Images), rep.Platforms, rep.Attachments, rep.Blobs, human(rep.Bytes))
 				}
 				if jerr := e.report(c, rep); jerr != nil {
 					return jerr
@@ -259,7 +272,7 @@ is fast, as everything already present is skipped.`,
 				e.say(c, "%-9s %s -> %s\n", im.Status, im.Ref, im.Target)
 			}
 			if rep.Verdict != "planned" && rep.Verdict != "refused" {
-				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped)
+				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present; %d attached artifact(s) discoverable\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped, rep.Attachments)
 			}
 			if f := c.String("mapping"); f != "" && err == nil {
 				data, merr := json.MarshalIndent(rep.Mapping, "", "  ")
@@ -304,10 +317,24 @@ func inspectCmd(e *env) *cli.Command {
 				if len(im.Platforms) > 0 {
 					fmt.Fprintf(w, "    platforms: %s\n", strings.Join(im.Platforms, ", "))
 				}
+				for _, a := range im.Attached {
+					what := a.ArtifactType
+					if a.Tag != "" {
+						what = "tag " + a.Tag
+					}
+					fmt.Fprintf(w, "    attached to %s: %s %s (%s)\n", short(a.Subject.String()), a.Kind, a.Digest, what)
+				}
 			}
 			return w.Flush()
 		},
 	})
+}
+
+func short(d string) string {
+	if len(d) > 19 {
+		return d[:19]
+	}
+	return d
 }
 
 func oneArg(c *cli.Context, what string) (string, error) {
