@@ -33,7 +33,7 @@ type ExportOptions struct {
 	// cannot be fetched, reporting them as warnings, instead of failing.
 	SkipBrokenReferrers bool
 	Client              *mirror.Client
-	Progress    Progress
+	Progress            Progress
 }
 
 // ExportReport says what an export wrote.

@@ -15,9 +15,9 @@ import (
 
 // VerifyOptions says which archive to check.
 type VerifyOptions struct {
-	Archive  string    // path, or "-" for Stdin
-	Stdin    io.Reader // where "-" comes from
-	Jobs     int       // parallel hashing when the archive is a plain file
+	Archive string    // path, or "-" for Stdin
+	Stdin   io.Reader // where "-" comes from
+	Jobs    int       // parallel hashing when the archive is a plain file
 	// RequireSignatures refuses an archive in which an image has no signature.
 	RequireSignatures bool
 	Progress          Progress
@@ -25,18 +25,18 @@ type VerifyOptions struct {
 
 // VerifyReport summarises an archive and, when it is refused, every reason.
 type VerifyReport struct {
-	Archive     string           `json:"archive"`
-	Compression string           `json:"compression"`
-	Verdict     string           `json:"verdict"` // "ok" or "refused"
-	Images      []layout.Image   `json:"images"`
-	Platforms   int              `json:"platforms"`
-	Attachments int              `json:"attachments"`
+	Archive     string         `json:"archive"`
+	Compression string         `json:"compression"`
+	Verdict     string         `json:"verdict"` // "ok" or "refused"
+	Images      []layout.Image `json:"images"`
+	Platforms   int            `json:"platforms"`
+	Attachments int            `json:"attachments"`
 	// Unsigned lists images with no signature attached: information, unless
 	// signatures are required.
-	Unsigned []string `json:"unsigned,omitempty"`
-	Blobs       int              `json:"blobs"`
-	Bytes       int64            `json:"bytes"`
-	Problems    []verify.Problem `json:"problems,omitempty"`
+	Unsigned []string         `json:"unsigned,omitempty"`
+	Blobs    int              `json:"blobs"`
+	Bytes    int64            `json:"bytes"`
+	Problems []verify.Problem `json:"problems,omitempty"`
 }
 
 // Verify reads an archive once and checks every blob's size and digest, that

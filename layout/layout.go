@@ -157,7 +157,7 @@ const TOCSchemaVersion = 1
 // order the blobs appear in the archive, so a reader knows every size before
 // it reads a byte of content.
 type TOC struct {
-	SchemaVersion int     `json:"schemaVersion"`
+	SchemaVersion int          `json:"schemaVersion"`
 	Images        []Image      `json:"images"`
 	Blobs         []Blob       `json:"blobs"`
 	Attachments   []Attachment `json:"attachments,omitempty"`

@@ -330,4 +330,3 @@ func TestRequireSignatures(t *testing.T) {
 	mustRun(t, "export", "-o", signed, "--plain-http", "-q", s.ref)
 	mustRun(t, "verify", signed, "--require-signatures")
 }
-
