@@ -1,0 +1,204 @@
+package tufstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Limits on metadata sizes, go-tuf's client defaults: endless data is an attack.
+const (
+	rootMaxLength      = 512000
+	timestampMaxLength = 16384
+	snapshotMaxLength  = 2000000
+	targetsMaxLength   = 5000000
+	maxDelegations     = 32
+)
+
+// maxRoots bounds root rotations, as go-tuf does.
+const maxRoots = 256
+
+// Role describes one role's metadata as it was collected.
+type Role struct {
+	Role    string    `json:"role"`
+	Version int64     `json:"version"`
+	Expires time.Time `json:"expires"`
+	File    string    `json:"file"`
+}
+
+// Chain is a TUF repository's metadata: file names as the repository serves
+// them (N.root.json, timestamp.json, V.snapshot.json, V.targets.json,
+// V.<role>.json with consistent snapshots), with a summary of each role.
+type Chain struct {
+	Name  string            `json:"name"`
+	URL   string            `json:"url"`
+	Files map[string][]byte `json:"-"`
+	Roles []Role            `json:"roles"`
+}
+
+// Earliest is the role that expires first.
+func (c *Chain) Earliest() (Role, bool) {
+	var out Role
+	for _, r := range c.Roles {
+		if out.Role == "" || r.Expires.Before(out.Expires) {
+			out = r
+		}
+	}
+	return out, out.Role != ""
+}
+
+// Collect fetches a repository's chain over HTTP: every root from 1.root.json
+// up to the newest (so a site that pinned an old root can walk the
+// rotation), timestamp, snapshot, targets, and every delegated targets role
+// reachable from targets, by the names consistent snapshots give them. It
+// checks structure, not signatures: Verify does that.
+func Collect(ctx context.Context, client *http.Client, name, base string) (*Chain, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	base = strings.TrimSuffix(base, "/")
+	c := &Chain{Name: name, URL: base, Files: map[string][]byte{}}
+	get := func(file string, max int64) ([]byte, error) {
+		b, err := fetch(ctx, client, base+"/"+file, max)
+		if err == nil {
+			c.Files[file] = b
+		}
+		return b, err
+	}
+
+	var root *metadata.Metadata[metadata.RootType]
+	for v := 1; ; v++ {
+		if v > maxRoots {
+			return nil, fmt.Errorf("tuf %s: more than %d root versions", name, maxRoots)
+		}
+		file := fmt.Sprintf("%d.root.json", v)
+		b, err := get(file, rootMaxLength)
+		if errors.Is(err, errNotFound) && v > 1 {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
+		}
+		if root, err = metadata.Root().FromBytes(b); err != nil {
+			return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
+		}
+		c.Roles = append(c.Roles, Role{Role: "root", Version: root.Signed.Version, Expires: root.Signed.Expires, File: file})
+	}
+	// Only the newest root is summarised; older ones are there for the walk.
+	c.Roles = c.Roles[len(c.Roles)-1:]
+	consistent := root.Signed.ConsistentSnapshot
+
+	tb, err := get("timestamp.json", timestampMaxLength)
+	if err != nil {
+		return nil, fmt.Errorf("tuf %s: timestamp.json: %w", name, err)
+	}
+	ts, err := metadata.Timestamp().FromBytes(tb)
+	if err != nil {
+		return nil, fmt.Errorf("tuf %s: timestamp.json: %w", name, err)
+	}
+	c.Roles = append(c.Roles, Role{Role: "timestamp", Version: ts.Signed.Version, Expires: ts.Signed.Expires, File: "timestamp.json"})
+
+	sm, ok := ts.Signed.Meta["snapshot.json"]
+	if !ok {
+		return nil, fmt.Errorf("tuf %s: timestamp lists no snapshot", name)
+	}
+	file := fileName("snapshot", sm.Version, consistent)
+	sb, err := get(file, snapshotMaxLength)
+	if err != nil {
+		return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
+	}
+	snap, err := metadata.Snapshot().FromBytes(sb)
+	if err != nil {
+		return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
+	}
+	c.Roles = append(c.Roles, Role{Role: "snapshot", Version: snap.Signed.Version, Expires: snap.Signed.Expires, File: file})
+
+	// Follow delegations, not snapshot entries: a snapshot may list legacy
+	// roles that nothing delegates to and that are not published.
+	queue := []string{"targets"}
+	seen := map[string]bool{"targets": true}
+	for len(queue) > 0 {
+		role := queue[0]
+		queue = queue[1:]
+		meta, ok := snap.Signed.Meta[role+".json"]
+		if !ok {
+			return nil, fmt.Errorf("tuf %s: snapshot lists no %s", name, role)
+		}
+		file := fileName(role, meta.Version, consistent)
+		b, err := get(file, targetsMaxLength)
+		if err != nil {
+			return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
+		}
+		t, err := metadata.Targets().FromBytes(b)
+		if err != nil {
+			return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
+		}
+		c.Roles = append(c.Roles, Role{Role: role, Version: t.Signed.Version, Expires: t.Signed.Expires, File: file})
+		if d := t.Signed.Delegations; d != nil {
+			for _, r := range d.Roles {
+				if !seen[r.Name] && len(seen) < maxDelegations {
+					seen[r.Name] = true
+					queue = append(queue, r.Name)
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+// fileName is how a repository names a role's file.
+func fileName(role string, version int64, consistent bool) string {
+	if consistent {
+		return fmt.Sprintf("%d.%s.json", version, url.PathEscape(role))
+	}
+	return url.PathEscape(role) + ".json"
+}
+
+var errNotFound = errors.New("not found")
+
+func fetch(ctx context.Context, client *http.Client, u string, max int64) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden {
+		return nil, errNotFound
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("GET %s: larger than %d bytes", u, max)
+	}
+	return b, nil
+}
+
+// CheckName accepts repository names that are safe as file names.
+func CheckName(name string) error {
+	if name == "" || name == "." || name == ".." || len(name) > 128 || strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) >= 0 {
+		return fmt.Errorf("TUF repository name %q: use letters, digits, '.', '-' and '_'", name)
+	}
+	return nil
+}
+
+// MarshalRoles is the JSON summary of a chain's roles.
+func (c *Chain) MarshalRoles() ([]byte, error) { return json.Marshal(c.Roles) }

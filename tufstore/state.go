@@ -1,0 +1,277 @@
+package tufstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/relocate-dev/relocate/internal/atomicfile"
+)
+
+// The store's layout:
+//
+//	DIR/lock              flock(2)ed by an import for its whole run
+//	DIR/current           symlink to the generation in force
+//	DIR/gen-<n>/<repo>/   go-tuf's local metadata of each repository, and
+//	                      pinned-root.json, the root the site pinned first
+//	DIR/audit.log         one JSON line per import, appended and synced
+//
+// A commit writes a whole new generation beside the current one, syncs it,
+// and swaps the symlink with rename(2): a crash leaves the old generation or
+// the new one in force, never a mix.
+const (
+	currentLink = "current"
+	lockFile    = "lock"
+	auditFile   = "audit.log"
+	pinnedFile  = "pinned-root.json"
+)
+
+// Store is the site's trusted TUF state.
+type Store struct {
+	dir  string
+	lock *os.File
+}
+
+// RepoState is what the site trusts for one repository.
+type RepoState struct {
+	Pinned []byte            // the root pinned out of band, first
+	Files  map[string][]byte // go-tuf's local metadata: root.json (newest trusted), timestamp.json, ...
+}
+
+// Open opens (creating if needed) the store in dir without locking it: for
+// reading, as verify does.
+func Open(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("no state directory")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Lock takes the store's exclusive lock, failing at once if another process
+// holds it: two imports must not race on the state.
+func (s *Store) Lock() error {
+	f, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("state %s is locked by another import (%w)", s.dir, err)
+	}
+	s.lock = f
+	return nil
+}
+
+// Unlock releases the lock.
+func (s *Store) Unlock() {
+	if s.lock != nil {
+		s.lock.Close()
+		s.lock = nil
+	}
+}
+
+func (s *Store) current() (string, int, error) {
+	target, err := os.Readlink(filepath.Join(s.dir, currentLink))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(target, "gen-"))
+	if err != nil || !strings.HasPrefix(target, "gen-") {
+		return "", 0, fmt.Errorf("state %s: %s points at %q", s.dir, currentLink, target)
+	}
+	return filepath.Join(s.dir, target), n, nil
+}
+
+// Load returns the trusted state of every repository the site knows.
+func (s *Store) Load() (map[string]*RepoState, error) {
+	dir, _, err := s.current()
+	if err != nil || dir == "" {
+		return map[string]*RepoState{}, err
+	}
+	repos, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*RepoState{}
+	for _, r := range repos {
+		if !r.IsDir() || CheckName(r.Name()) != nil {
+			continue
+		}
+		rs := &RepoState{Files: map[string][]byte{}}
+		files, err := os.ReadDir(filepath.Join(dir, r.Name()))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(dir, r.Name(), f.Name()))
+			if err != nil {
+				return nil, err
+			}
+			if f.Name() == pinnedFile {
+				rs.Pinned = b
+			} else {
+				rs.Files[f.Name()] = b
+			}
+		}
+		out[r.Name()] = rs
+	}
+	return out, nil
+}
+
+// Commit makes state the trusted state, atomically. The caller must hold the lock.
+func (s *Store) Commit(state map[string]*RepoState) error {
+	if s.lock == nil {
+		return errors.New("commit without the state lock")
+	}
+	_, n, err := s.current()
+	if err != nil {
+		return err
+	}
+	next := fmt.Sprintf("gen-%06d", n+1)
+	gen := filepath.Join(s.dir, next)
+	os.RemoveAll(gen) // debris of a commit that crashed before its swap
+	names := make([]string, 0, len(state))
+	for name := range state {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := CheckName(name); err != nil {
+			return err
+		}
+		rd := filepath.Join(gen, name)
+		if err := os.MkdirAll(rd, 0o700); err != nil {
+			return err
+		}
+		rs := state[name]
+		files := map[string][]byte{pinnedFile: rs.Pinned}
+		for f, b := range rs.Files {
+			files[f] = b
+		}
+		for f, b := range files {
+			if strings.ContainsAny(f, `/\`) || f == ".." {
+				return fmt.Errorf("state file name %q", f)
+			}
+			if err := writeSynced(filepath.Join(rd, f), b); err != nil {
+				return err
+			}
+		}
+		if err := atomicfile.SyncDir(rd); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(gen, 0o700); err != nil {
+		return err
+	}
+	if err := atomicfile.SyncDir(gen); err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.dir, currentLink+".tmp")
+	os.Remove(tmp)
+	if err := os.Symlink(next, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, currentLink)); err != nil {
+		return err
+	}
+	if err := atomicfile.SyncDir(s.dir); err != nil {
+		return err
+	}
+	s.prune(next)
+	return nil
+}
+
+// prune removes generations other than keep; a failure only leaves debris.
+func (s *Store) prune(keep string) {
+	ents, _ := os.ReadDir(s.dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "gen-") && e.Name() != keep {
+			os.RemoveAll(filepath.Join(s.dir, e.Name()))
+		}
+	}
+}
+
+func writeSynced(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// AuditRecord is one line of the audit log.
+type AuditRecord struct {
+	Time          time.Time                `json:"time"`
+	Operation     string                   `json:"operation"`
+	Archive       string                   `json:"archive"`
+	ArchiveDigest string                   `json:"archiveDigest,omitempty"`
+	Verdict       string                   `json:"verdict"`
+	Repositories  map[string]AuditVersions `json:"repositories,omitempty"`
+	Policy        string                   `json:"policy,omitempty"`
+	Grace         []string                 `json:"grace,omitempty"`
+	Reasons       []string                 `json:"reasons,omitempty"`
+}
+
+// AuditVersions are a repository's role versions before and after.
+type AuditVersions struct {
+	Before map[string]int64 `json:"before"`
+	After  map[string]int64 `json:"after"`
+}
+
+// Audit appends a record to the audit log and syncs it.
+func (s *Store) Audit(r AuditRecord) error {
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(s.dir, auditFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// Versions reads the role versions out of a repository's state files.
+func Versions(files map[string][]byte) map[string]int64 {
+	out := map[string]int64{}
+	for name, b := range files {
+		var v struct {
+			Signed struct {
+				Version int64 `json:"version"`
+			} `json:"signed"`
+		}
+		if json.Unmarshal(b, &v) == nil {
+			out[strings.TrimSuffix(name, ".json")] = v.Signed.Version
+		}
+	}
+	return out
+}
+
+// SameRoot reports whether two root documents are the same bytes.
+func SameRoot(a, b []byte) bool { return bytes.Equal(bytes.TrimSpace(a), bytes.TrimSpace(b)) }
