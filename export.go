@@ -6,15 +6,19 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/internal/atomicfile"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
+	"github.com/relocate-dev/relocate/tufstore"
+	"github.com/relocate-dev/relocate/verify"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -32,20 +36,37 @@ type ExportOptions struct {
 	// SkipBrokenReferrers exports without attachments that are listed but
 	// cannot be fetched, reporting them as warnings, instead of failing.
 	SkipBrokenReferrers bool
-	Client              *mirror.Client
-	Progress            Progress
+	// TUF lists repositories whose metadata chains travel with the images.
+	TUF []TUFSource
+	// WarnExpiry warns when carried metadata expires within this long
+	// (media may travel for days).
+	WarnExpiry time.Duration
+	// HTTPClient fetches TUF metadata (default: http.DefaultClient's transport).
+	HTTPClient *http.Client
+	Client     *mirror.Client
+	Progress   Progress
 }
 
 // ExportReport says what an export wrote.
 type ExportReport struct {
-	Output      string         `json:"output"`
-	Compression string         `json:"compression"`
-	Images      []layout.Image `json:"images"`
-	Attachments int            `json:"attachments"`
-	Blobs       int            `json:"blobs"`
-	Bytes       int64          `json:"bytes"`
-	ArchiveSize int64          `json:"archiveSize,omitempty"`
-	Warnings    []string       `json:"warnings,omitempty"`
+	Output      string           `json:"output"`
+	Compression string           `json:"compression"`
+	Images      []layout.Image   `json:"images"`
+	Attachments int              `json:"attachments"`
+	Blobs       int              `json:"blobs"`
+	Bytes       int64            `json:"bytes"`
+	ArchiveSize int64            `json:"archiveSize,omitempty"`
+	TUF         []layout.TUFRepo `json:"tuf,omitempty"`
+	// Expires is the earliest expiry of any carried TUF role.
+	Expires  *time.Time `json:"expires,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
+// TUFSource is a TUF repository to carry. With Root, export runs the TUF
+// client workflow from it and refuses metadata that does not verify.
+type TUFSource struct {
+	Name, URL string
+	Root      []byte
 }
 
 // DefaultJobs is the default number of parallel transfers: enough to hide
@@ -76,6 +97,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		return nil, err
 	}
 	toc := &layout.TOC{SchemaVersion: layout.TOCSchemaVersion, Images: g.Images, Attachments: g.Attachments}
+	if toc.TUF, err = collectTUF(ctx, o, g); err != nil {
+		return nil, err
+	}
 	for _, n := range g.Blobs {
 		toc.Blobs = append(toc.Blobs, n.Blob)
 	}
@@ -111,7 +135,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		return o.Client.FetchBlob(ctx, n.Repo, n.Desc, io.MultiWriter(w, progressWriter{prog}))
 	}
 
-	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments), Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings}
+	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments),
+		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF}
+	rep.Expires, rep.Warnings = expiry(toc.TUF, o.WarnExpiry, time.Now(), rep.Warnings)
 	prog.Stage("export", toc.TotalBytes())
 	defer prog.Done()
 
@@ -211,4 +237,62 @@ func writeStream(ctx context.Context, w io.Writer, c archive.Compression, plan *
 		return closer.Close()
 	}
 	return nil
+}
+
+// collectTUF fetches every TUF repository's chain, verifies it when a root
+// was given, and adds its metadata artifact to the graph.
+func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph) ([]layout.TUFRepo, error) {
+	hc := o.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	var out []layout.TUFRepo
+	for _, src := range o.TUF {
+		chain, err := tufstore.Collect(ctx, hc, src.Name, src.URL)
+		if err != nil {
+			return nil, err
+		}
+		repo := layout.TUFRepo{Name: src.Name, URL: src.URL}
+		if src.Root != nil {
+			s, err := tufstore.Update(src.Name, chain.Files, tufstore.Trusted{Root: src.Root}, time.Now())
+			if err != nil {
+				return nil, verify.Refuse("tuf:"+src.Name, "metadata from %s does not verify from the given root: %v", src.URL, err)
+			}
+			s.Close()
+			repo.Verified = true
+		}
+		for _, r := range chain.Roles {
+			repo.Roles = append(repo.Roles, layout.TUFRole{Role: r.Role, Version: r.Version, Expires: r.Expires, File: r.File})
+		}
+		p, err := layout.PackTUF(src.Name, src.URL, chain.Files)
+		if err != nil {
+			return nil, err
+		}
+		repo.Manifest = p.Digest
+		for _, b := range p.Blobs {
+			if _, ok := g.Blobs[b.Digest]; !ok {
+				g.Blobs[b.Digest] = &mirror.Node{Blob: b, Data: p.Data[b.Digest]}
+			}
+		}
+		out = append(out, repo)
+	}
+	return out, nil
+}
+
+// expiry finds the earliest expiry of the carried roles and warns about
+// those that expire within warn of now.
+func expiry(repos []layout.TUFRepo, warn time.Duration, now time.Time, warnings []string) (*time.Time, []string) {
+	var first *time.Time
+	for _, r := range repos {
+		for _, ro := range r.Roles {
+			if first == nil || ro.Expires.Before(*first) {
+				t := ro.Expires
+				first = &t
+			}
+			if warn > 0 && ro.Expires.Before(now.Add(warn)) {
+				warnings = append(warnings, fmt.Sprintf("TUF %s: %s (version %d) expires %s, within %s", r.Name, ro.Role, ro.Version, ro.Expires.Format(time.RFC3339), warn))
+			}
+		}
+	}
+	return first, warnings
 }

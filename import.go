@@ -14,19 +14,28 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
+	"github.com/relocate-dev/relocate/tufstore"
 	"github.com/relocate-dev/relocate/verify"
 	"golang.org/x/sync/errgroup"
 )
 
 // ImportOptions says which archive to import and where.
 type ImportOptions struct {
-	Archive  string    // path, or "-" for Stdin
-	Stdin    io.Reader // where "-" comes from
-	To       string    // HOST[:PORT][/PREFIX]
-	DryRun   bool      // plan only: check the archive's metadata, push nothing
-	Jobs     int
-	Client   *mirror.Client
-	Progress Progress
+	Archive string    // path, or "-" for Stdin
+	Stdin   io.Reader // where "-" comes from
+	To      string    // HOST[:PORT][/PREFIX]
+	DryRun  bool      // plan only: check the archive's metadata, push nothing
+	Jobs    int
+	// Trust holds the site's trust settings; the state is committed only
+	// after everything was pushed.
+	Trust TrustOptions
+	// PolicyFile names the policy in the audit log.
+	PolicyFile string
+	// BeforeCommit, if set, runs after everything was pushed and before the
+	// trusted state is committed; an error leaves the state as it was.
+	BeforeCommit func() error
+	Client       *mirror.Client
+	Progress     Progress
 }
 
 // ImportedImage is what happened to one image.
@@ -52,6 +61,7 @@ type ImportReport struct {
 	BlobsSkipped int               `json:"blobsSkipped"`
 	BytesPushed  int64             `json:"bytesPushed"`
 	Problems     []verify.Problem  `json:"problems,omitempty"`
+	Trust        *TrustReport      `json:"trust,omitempty"`
 }
 
 // target is one image's destination and what it needs.
@@ -83,7 +93,31 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 	defer s.Close()
 	rep := &ImportReport{Archive: o.Archive, To: o.To, Mapping: map[string]string{}}
 	closures := verify.Structure(s.toc, s.index, s.small, s.ps)
+	var store *tufstore.Store
+	var next map[string]*tufstore.RepoState
+	if s.trustApplies(o.Trust) {
+		if store, err = tufstore.Open(stateDir(o.Trust)); err != nil {
+			return nil, err
+		}
+		if err := store.Lock(); err != nil {
+			return nil, err
+		}
+		defer store.Unlock()
+		if rep.Trust, next, err = s.trust(o.Trust, store); err != nil {
+			return nil, err
+		}
+	}
+	// finish records the outcome in the audit log when trust was checked.
+	finish := func(verdict string) error {
+		if store == nil || o.DryRun {
+			return nil
+		}
+		return audit(store, s, o.Archive, verdict, rep.Trust, o.PolicyFile)
+	}
 	if err := s.ps.Err(); err != nil {
+		if aerr := finish("refused"); aerr != nil {
+			return nil, aerr
+		}
 		return refused(rep, s.ps), err
 	}
 	targets, err := plan(o.Client, o.To, s.toc.Images, closures)
@@ -129,7 +163,23 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 	}
 	rep.BlobsPushed, rep.BlobsMounted, rep.BlobsSkipped, rep.BytesPushed = p.pushed, p.mounted, p.skipped, p.bytes
 	if err := s.ps.Err(); err != nil {
+		if aerr := finish("refused"); aerr != nil {
+			return nil, aerr
+		}
 		return refused(rep, s.ps), err
+	}
+	if store != nil {
+		if o.BeforeCommit != nil {
+			if err := o.BeforeCommit(); err != nil {
+				return nil, fmt.Errorf("before committing the trusted state: %w", err)
+			}
+		}
+		if err := store.Commit(next); err != nil {
+			return nil, fmt.Errorf("committing the trusted state in %s: %w", store.Dir(), err)
+		}
+		if err := finish("ok"); err != nil {
+			return nil, err
+		}
 	}
 	rep.Verdict = "ok"
 	return rep, nil

@@ -2,6 +2,7 @@ package relocate
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,7 +32,10 @@ type source struct {
 	pending *archive.Entry             // streaming: the first layer entry, already reached
 	seen    map[v1.Hash]bool
 	ended   bool
-	ps      *verify.Problems
+	// tocDigest identifies the archive's content: the table of contents
+	// names every blob by digest.
+	tocDigest string
+	ps        *verify.Problems
 }
 
 func allowed(name string) bool {
@@ -133,6 +137,7 @@ func (s *source) readHead() error {
 	if err != nil {
 		return err
 	}
+	s.tocDigest = fmt.Sprintf("sha256:%x", sha256.Sum256(tb))
 	if s.toc, err = layout.ParseTOC(tb); err != nil {
 		return verify.Refuse(layout.TOCFile, "%v", err)
 	}

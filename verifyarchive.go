@@ -9,6 +9,7 @@ import (
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
+	"github.com/relocate-dev/relocate/tufstore"
 	"github.com/relocate-dev/relocate/verify"
 	"golang.org/x/sync/errgroup"
 )
@@ -20,7 +21,9 @@ type VerifyOptions struct {
 	Jobs    int       // parallel hashing when the archive is a plain file
 	// RequireSignatures refuses an archive in which an image has no signature.
 	RequireSignatures bool
-	Progress          Progress
+	// Trust holds the site's trust settings; the state is read, never written.
+	Trust    TrustOptions
+	Progress Progress
 }
 
 // VerifyReport summarises an archive and, when it is refused, every reason.
@@ -37,6 +40,9 @@ type VerifyReport struct {
 	Blobs    int              `json:"blobs"`
 	Bytes    int64            `json:"bytes"`
 	Problems []verify.Problem `json:"problems,omitempty"`
+	// Trust is the TUF verification and binding, when the archive carries
+	// TUF metadata or the site has a policy.
+	Trust *TrustReport `json:"trust,omitempty"`
 }
 
 // Verify reads an archive once and checks every blob's size and digest, that
@@ -50,6 +56,16 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 	defer s.Close()
 	verify.Structure(s.toc, s.index, s.small, s.ps)
+	var tr *TrustReport
+	if s.trustApplies(o.Trust) {
+		store, err := tufstore.Open(stateDir(o.Trust))
+		if err != nil {
+			return nil, err
+		}
+		if tr, _, err = s.trust(o.Trust, store); err != nil {
+			return nil, err
+		}
+	}
 
 	prog := progressOr(o.Progress)
 	prog.Stage("verify", s.toc.TotalBytes())
@@ -59,7 +75,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 
 	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.r.Compression()), Images: s.toc.Images, Attachments: len(s.toc.Attachments),
-		Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.toc)}
+		Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.toc), Trust: tr}
 	if o.RequireSignatures {
 		for _, ref := range rep.Unsigned {
 			s.ps.Add(ref, "no signature attached, and signatures are required")

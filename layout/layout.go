@@ -37,6 +37,7 @@ const (
 	MaxIndexSize    = 64 << 20
 	MaxTOCSize      = 64 << 20
 	MaxLayoutSize   = 1 << 10
+	MaxMetadataSize = 16 << 20
 )
 
 // Kind says what role a blob plays in the graph.
@@ -46,6 +47,7 @@ const (
 	KindIndex    Kind = "index"
 	KindManifest Kind = "manifest"
 	KindConfig   Kind = "config"
+	KindMetadata Kind = "metadata" // trust metadata files (TUF roles), small and read first
 	KindLayer    Kind = "layer"
 )
 
@@ -61,8 +63,10 @@ func (k Kind) rank() int {
 		return 1
 	case KindConfig:
 		return 2
-	default:
+	case KindMetadata:
 		return 3
+	default:
+		return 4
 	}
 }
 
@@ -73,6 +77,8 @@ func (k Kind) MaxSize() int64 {
 		return MaxManifestSize
 	case KindConfig:
 		return MaxConfigSize
+	case KindMetadata:
+		return MaxMetadataSize
 	default:
 		return -1
 	}
@@ -161,6 +167,7 @@ type TOC struct {
 	Images        []Image      `json:"images"`
 	Blobs         []Blob       `json:"blobs"`
 	Attachments   []Attachment `json:"attachments,omitempty"`
+	TUF           []TUFRepo    `json:"tuf,omitempty"`
 }
 
 // AttachedTo indexes attachments by subject.
@@ -226,7 +233,7 @@ func ParseTOC(b []byte) (*TOC, error) {
 		if max := b.Kind.MaxSize(); max >= 0 && b.Size > max {
 			return nil, fmt.Errorf("%s: %s %s is %d bytes, over the %d limit", TOCFile, b.Kind, b.Digest, b.Size, max)
 		}
-		if b.Kind.rank() == 3 && b.Kind != KindLayer {
+		if b.Kind.rank() == 4 && b.Kind != KindLayer {
 			return nil, fmt.Errorf("%s: blob %s has unknown kind %q", TOCFile, b.Digest, b.Kind)
 		}
 		if seen[b.Digest] {
@@ -237,6 +244,16 @@ func ParseTOC(b []byte) (*TOC, error) {
 	for _, im := range t.Images {
 		if err := CheckDigest(im.Digest); err != nil {
 			return nil, fmt.Errorf("%s: image %s: %w", TOCFile, im.Ref, err)
+		}
+	}
+	names := map[string]bool{}
+	for _, r := range t.TUF {
+		if err := checkRepoName(r.Name); err != nil || names[r.Name] {
+			return nil, fmt.Errorf("%s: TUF repository name %q is invalid or listed twice", TOCFile, r.Name)
+		}
+		names[r.Name] = true
+		if !seen[r.Manifest] {
+			return nil, fmt.Errorf("%s: TUF repository %s: its manifest %s is not among the blobs", TOCFile, r.Name, r.Manifest)
 		}
 	}
 	for _, a := range t.Attachments {

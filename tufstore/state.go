@@ -46,21 +46,24 @@ type RepoState struct {
 	Files  map[string][]byte // go-tuf's local metadata: root.json (newest trusted), timestamp.json, ...
 }
 
-// Open opens (creating if needed) the store in dir without locking it: for
-// reading, as verify does.
+// Open opens the store in dir without locking or creating it: for reading,
+// as verify does. A store that does not exist yet is empty.
 func Open(dir string) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("no state directory")
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("state directory: %w", err)
-	}
 	return &Store{dir: dir}, nil
 }
 
-// Lock takes the store's exclusive lock, failing at once if another process
-// holds it: two imports must not race on the state.
+// Dir is where the store lives.
+func (s *Store) Dir() string { return s.dir }
+
+// Lock creates the store if needed and takes its exclusive lock, failing at
+// once if another process holds it: two imports must not race on the state.
 func (s *Store) Lock() error {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
 	f, err := os.OpenFile(filepath.Join(s.dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return err

@@ -174,8 +174,13 @@ func (s *Session) RoleVouches(role, path string, want *metadata.TargetFiles, min
 	if !ok {
 		return fmt.Errorf("role %s does not list %s", role, path)
 	}
-	if got.Length != want.Length || !got.Hashes.Equal(want.Hashes) {
-		return fmt.Errorf("role %s lists %s with other hashes or length", role, path)
+	if got.Length != want.Length {
+		return fmt.Errorf("role %s lists %s with length %d, not %d", role, path, got.Length, want.Length)
+	}
+	for alg, h := range want.Hashes {
+		if g, ok := got.Hashes[alg]; !ok || g.String() != h.String() {
+			return fmt.Errorf("role %s lists %s with another %s hash", role, path, alg)
+		}
 	}
 	// go-tuf counts distinct valid keys against a threshold; ask it with the
 	// policy's number instead of the delegation's.

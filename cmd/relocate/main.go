@@ -12,13 +12,16 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/relocate-dev/relocate"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/internal/atomicfile"
 	"github.com/relocate-dev/relocate/mirror"
+	"github.com/relocate-dev/relocate/verify"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -75,7 +78,85 @@ var (
 	quietFlag     = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars, no summary; errors only"}
 	plainHTTPFlag = &cli.BoolFlag{Name: "plain-http", Usage: "talk HTTP, not HTTPS, to registries (loopback test registries)"}
 	jobsFlag      = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: relocate.DefaultJobs(), Usage: "parallel transfers"}
+	warnFlag      = &cli.DurationFlag{Name: "warn-expiry", Value: 72 * time.Hour, Usage: "warn when TUF metadata expires within this long (media may travel for days)"}
+	stateFlag     = &cli.StringFlag{Name: "state", Usage: "the site's trusted TUF state `DIR` (default " + relocate.DefaultStateDir() + ")"}
+	trustFlag     = &cli.StringSliceFlag{Name: "trust", Usage: "pin the root of TUF repository NAME, obtained out of band: `NAME=root.json` (repeatable; needed the first time only)"}
+	policyFlag    = &cli.StringFlag{Name: "policy", Usage: "the site's policy `FILE` (TAP 4 mapping, roles that must each vouch, expiry grace; see docs/trust.md)"}
 )
+
+// trustOptions reads the site's trust flags.
+func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
+	o := relocate.TrustOptions{StateDir: c.String("state"), WarnExpiry: c.Duration("warn-expiry"), Pins: map[string][]byte{}}
+	pairs, err := nameValues(c.StringSlice("trust"), "--trust")
+	if err != nil {
+		return o, err
+	}
+	for name, file := range pairs {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return o, fmt.Errorf("--trust %s: %w", name, err)
+		}
+		o.Pins[name] = b
+	}
+	if f := c.String("policy"); f != "" {
+		if o.Policy, err = verify.LoadPolicy(f); err != nil {
+			return o, usagef("--policy %s: %v", f, err)
+		}
+	}
+	return o, nil
+}
+
+// nameValues parses repeated NAME=VALUE flags.
+func nameValues(list []string, flag string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range list {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return nil, usagef("%s %q: want NAME=VALUE", flag, kv)
+		}
+		if _, dup := out[k]; dup {
+			return nil, usagef("%s %s given twice", flag, k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// sayTrust prints what TUF said about the archive.
+func (e *env) sayTrust(c *cli.Context, tr *relocate.TrustReport) {
+	if tr == nil || tr.TrustResult == nil {
+		return
+	}
+	for _, w := range tr.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	}
+	for _, r := range tr.Repositories {
+		var parts []string
+		for _, ro := range r.Roles {
+			parts = append(parts, fmt.Sprintf("%s v%d (expires %s)", ro.Role, ro.Version, ro.Expires.Format("2006-01-02 15:04Z07:00")))
+		}
+		pinned := ""
+		if r.Pinned {
+			pinned = ", root pinned now"
+		}
+		e.say(c, "tuf %s%s: %s\n", r.Name, pinned, strings.Join(parts, ", "))
+	}
+	for _, im := range tr.Images {
+		var by []string
+		for _, v := range im.VouchedBy {
+			by = append(by, fmt.Sprintf("%s/%s v%d", v.Repository, v.Role, v.Version))
+		}
+		switch {
+		case len(by) > 0:
+			e.say(c, "vouched: %s by %s\n", im.Ref, strings.Join(by, ", "))
+		case im.Unvouched:
+			e.say(c, "unvouched: %s (allowed by the site's policy)\n", im.Ref)
+		}
+	}
+	if tr.Expires != nil {
+		e.say(c, "earliest TUF expiry: %s\n", tr.Expires.Format(time.RFC3339))
+	}
+}
 
 func newApp(e *env) *cli.App {
 	return &cli.App{
@@ -151,7 +232,9 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.BoolFlag{Name: "no-referrers", Usage: "leave out signatures, SBOMs, attestations and other attached artifacts"},
 			&cli.StringSliceFlag{Name: "referrers-filter", Usage: "keep only OCI referrers of this `ARTIFACT_TYPE` (repeatable; cosign tags are always kept)"},
 			&cli.BoolFlag{Name: "skip-broken-referrers", Usage: "export without attached artifacts that are listed but cannot be fetched (reported as warnings) instead of failing"},
-			jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
+			&cli.StringSliceFlag{Name: "tuf", Usage: "carry the metadata chain of TUF repository `NAME=URL` (repeatable)"},
+			&cli.StringSliceFlag{Name: "tuf-root", Usage: "verify repository NAME from this trusted root before packing it: `NAME=FILE`"},
+			warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
 			out := c.String("output")
@@ -178,10 +261,15 @@ is compressed; "-o -" writes to stdout.`,
 			if out == "-" && c.Bool("json") {
 				return usagef("-o - writes the archive to stdout, so --json cannot")
 			}
+			tufs, err := tufSources(c)
+			if err != nil {
+				return err
+			}
 			b := e.progress(c)
 			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
 				Refs: refs, Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
+				TUF: tufs, WarnExpiry: c.Duration("warn-expiry"),
 				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
 			})
 			b.wait()
@@ -190,6 +278,16 @@ is compressed; "-o -" writes to stdout.`,
 			}
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(e.stderr, "warning: left out %s\n", w)
+			}
+			for _, r := range rep.TUF {
+				state := "NOT verified (no --tuf-root given)"
+				if r.Verified {
+					state = "verified from the given root"
+				}
+				e.say(c, "tuf %s: %d metadata roles from %s, %s\n", r.Name, len(r.Roles), r.URL, state)
+			}
+			if rep.Expires != nil {
+				e.say(c, "earliest TUF expiry: %s\n", rep.Expires.Format(time.RFC3339))
 			}
 			e.say(c, "exported %d image(s) with %d attached artifact(s), %d blobs, %s to %s\n", len(rep.Images), rep.Attachments, rep.Blobs, human(rep.Bytes), out)
 			return e.report(c, rep)
@@ -208,17 +306,22 @@ index.json and the table of contents agree. Exits 0 with a summary, or names
 every problem and exits 3.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "require-signatures", Usage: "refuse (exit 3) when an image has no signature attached"},
-			jobsFlag, jsonFlag, quietFlag,
+			stateFlag, trustFlag, policyFlag, warnFlag, jobsFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
 				return err
 			}
+			to, err := trustOptions(c)
+			if err != nil {
+				return err
+			}
 			b := e.progress(c)
-			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), RequireSignatures: c.Bool("require-signatures"), Progress: progressOf(b)})
+			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), RequireSignatures: c.Bool("require-signatures"), Trust: to, Progress: progressOf(b)})
 			b.wait()
 			if rep != nil {
+				e.sayTrust(c, rep.Trust)
 				if rep.Verdict == "ok" {
 					for _, ref := range rep.Unsigned {
 						e.say(c, "note: %s has no signature attached\n", ref)
@@ -249,7 +352,7 @@ is fast, as everything already present is skipped.`,
 			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
-			jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
+			stateFlag, trustFlag, policyFlag, warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
@@ -259,15 +362,20 @@ is fast, as everything already present is skipped.`,
 			if c.String("to") == "" {
 				return usagef("import needs --to HOST[:PORT][/PREFIX]")
 			}
+			to, err := trustOptions(c)
+			if err != nil {
+				return err
+			}
 			b := e.progress(c)
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
-				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"),
+				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to, PolicyFile: c.String("policy"),
 				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
 			})
 			b.wait()
 			if rep == nil {
 				return err
 			}
+			e.sayTrust(c, rep.Trust)
 			for _, im := range rep.Images {
 				e.say(c, "%-9s %s -> %s\n", im.Status, im.Ref, im.Target)
 			}
@@ -335,6 +443,33 @@ func short(d string) string {
 		return d[:19]
 	}
 	return d
+}
+
+func tufSources(c *cli.Context) ([]relocate.TUFSource, error) {
+	urls, err := nameValues(c.StringSlice("tuf"), "--tuf")
+	if err != nil {
+		return nil, err
+	}
+	roots, err := nameValues(c.StringSlice("tuf-root"), "--tuf-root")
+	if err != nil {
+		return nil, err
+	}
+	var out []relocate.TUFSource
+	for name, u := range urls {
+		src := relocate.TUFSource{Name: name, URL: u}
+		if f, ok := roots[name]; ok {
+			if src.Root, err = os.ReadFile(f); err != nil {
+				return nil, fmt.Errorf("--tuf-root %s: %w", name, err)
+			}
+			delete(roots, name)
+		}
+		out = append(out, src)
+	}
+	for name := range roots {
+		return nil, usagef("--tuf-root %s given without --tuf %s=URL", name, name)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 func oneArg(c *cli.Context, what string) (string, error) {

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package main
+
+import (
+	"os"
+	"syscall"
+)
+
+func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// maxRSSKiB is unknown here: Maxrss units differ between systems (bytes on
+// macOS, KiB on Linux), so the report shows 0 rather than a wrong number.
+func maxRSSKiB(*os.ProcessState) int64 { return 0 }

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+)
+
+// op names one measured operation of one tool.
+type op string
+
+const (
+	relExport   op = "relocate export"
+	relVerify   op = "relocate verify"
+	relImport   op = "relocate import"
+	relReimport op = "relocate re-import"
+	cranePull   op = "crane pull"
+	cranePush   op = "crane push"
+	craneRepush op = "crane re-push"
+	skopeoOut   op = "skopeo copy to oci-archive"
+	skopeoIn    op = "skopeo copy from oci-archive"
+)
+
+// results collects every measurement of one bench run.
+type results struct {
+	samples   map[op][]sample
+	sha256MBs []float64 // Go SHA-256 over the exported archive, per run
+	sha256Par []float64 // the same, one stream per CPU
+	pullMBs   []float64 // loopback blob pulls, per run
+	diskMBs   float64
+	floorKiB  int64 // peak RSS measured for `true`: the floor of the method
+	scale     *scaleResult
+	notes     []string
+}
+
+// scaleResult is one relocate pass over a set twice as large.
+type scaleResult struct {
+	set *dataset
+	ops map[op]sample
+}
+
+func newResults() *results { return &results{samples: map[op][]sample{}} }
+
+func (r *results) add(o op, s sample) { r.samples[o] = append(r.samples[o], s) }
+
+// notef records something a reader of the report should know, once.
+func (r *results) notef(format string, args ...any) {
+	n := fmt.Sprintf(format, args...)
+	if !slices.Contains(r.notes, n) {
+		r.notes = append(r.notes, n)
+	}
+}
+
+// has reports whether o was measured at all (skopeo may be missing).
+func (r *results) has(o op) bool { return len(r.samples[o]) > 0 }
+
+// secs is the median wall time of o: the median resists one slow outlier
+// caused by the page cache or a background task.
+func (r *results) secs(o op) float64 {
+	s := r.samples[o]
+	xs := make([]float64, len(s))
+	for i := range s {
+		xs[i] = s[i].secs
+	}
+	return median(xs)
+}
+
+// rssMiB is the largest peak RSS of o over all runs: memory limits are
+// about the worst case, not the typical one.
+func (r *results) rssMiB(o op) float64 {
+	var peak int64
+	for _, s := range r.samples[o] {
+		peak = max(peak, s.rssKiB)
+	}
+	return float64(peak) / 1024
+}
+
+// spread formats the median of xs with its range, which shows how noisy
+// the machine was.
+func spread(xs []float64) string {
+	if len(xs) < 2 {
+		return fmt.Sprintf("%.0f", median(xs))
+	}
+	return fmt.Sprintf("%.0f (%.0f–%.0f)", median(xs), slices.Min(xs), slices.Max(xs))
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	mid := len(s) / 2
+	if len(s)%2 == 1 {
+		return s[mid]
+	}
+	return (s[mid-1] + s[mid]) / 2
+}

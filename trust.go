@@ -1,0 +1,125 @@
+package relocate
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/layout"
+	"github.com/relocate-dev/relocate/tufstore"
+	"github.com/relocate-dev/relocate/verify"
+)
+
+// TrustOptions are the site's trust settings, shared by Verify and Import.
+// None of them comes from the archive.
+type TrustOptions struct {
+	// StateDir holds the site's trusted TUF state (DefaultStateDir if empty).
+	StateDir string
+	// Pins are roots obtained out of band, for repositories the state does
+	// not know yet (never trust on first use).
+	Pins map[string][]byte
+	// Policy is the site's policy file, if any.
+	Policy *verify.Policy
+	// Now is the local clock (time.Now if zero).
+	Now time.Time
+	// WarnExpiry warns about metadata that expires within this long.
+	WarnExpiry time.Duration
+}
+
+// DefaultStateDir is $XDG_DATA_HOME/relocate, else ~/.local/share/relocate.
+func DefaultStateDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "relocate")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "relocate")
+	}
+	return ".relocate-state"
+}
+
+// TrustReport is the trust part of a verify or import report.
+type TrustReport struct {
+	*verify.TrustResult
+	StateDir string     `json:"stateDir"`
+	Expires  *time.Time `json:"expires,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
+}
+
+// applies reports whether the archive or the site asks for trust checks.
+func (s *source) trustApplies(o TrustOptions) bool { return len(s.toc.TUF) > 0 || o.Policy != nil }
+
+// trust verifies the archive's TUF chains and binds its images, recording
+// problems in s.ps. It reads the state; it never writes it.
+func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map[string]*tufstore.RepoState, error) {
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	state, err := store.Load()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the trusted state in %s: %w", store.Dir(), err)
+	}
+	repos := map[string]map[string][]byte{}
+	for _, r := range s.toc.TUF {
+		files, err := layout.UnpackTUF(r, func(h v1.Hash) ([]byte, bool) { b, ok := s.small[h]; return b, ok })
+		if err != nil {
+			s.ps.Add("tuf:"+r.Name, "%v", err)
+			continue
+		}
+		repos[r.Name] = files
+	}
+	res := verify.Trust(verify.TrustInput{Repos: repos, State: state, Pins: o.Pins, Policy: o.Policy, Now: now, Images: s.toc.Images}, s.ps)
+	rep := &TrustReport{TrustResult: res, StateDir: store.Dir()}
+	var roles []layout.TUFRepo
+	for _, rt := range res.Repositories {
+		r := layout.TUFRepo{Name: rt.Name}
+		for _, ro := range rt.Roles {
+			r.Roles = append(r.Roles, layout.TUFRole{Role: ro.Role, Version: ro.Version, Expires: ro.Expires})
+		}
+		roles = append(roles, r)
+	}
+	rep.Expires, rep.Warnings = expiry(roles, o.WarnExpiry, now, nil)
+	for _, rt := range res.Repositories {
+		for _, g := range rt.Grace {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("TUF %s: %s", rt.Name, g))
+		}
+	}
+	next := map[string]*tufstore.RepoState{}
+	for n, st := range state {
+		next[n] = st
+	}
+	for _, rt := range res.Repositories {
+		if rt.NewState != nil && rt.NewState.Files != nil {
+			next[rt.Name] = rt.NewState
+		}
+	}
+	return rep, next, nil
+}
+
+// audit appends the record of an import to the store's log.
+func audit(store *tufstore.Store, s *source, archivePath, verdict string, tr *TrustReport, policyPath string) error {
+	rec := tufstore.AuditRecord{Time: time.Now().UTC(), Operation: "import", Archive: archivePath, ArchiveDigest: s.tocDigest, Verdict: verdict, Policy: policyPath}
+	if tr != nil && tr.TrustResult != nil {
+		rec.Repositories = map[string]tufstore.AuditVersions{}
+		for _, rt := range tr.Repositories {
+			rec.Repositories[rt.Name] = tufstore.AuditVersions{Before: rt.Before, After: rt.After}
+			rec.Grace = append(rec.Grace, rt.Grace...)
+		}
+	}
+	for _, p := range s.ps.List() {
+		rec.Reasons = append(rec.Reasons, p.String())
+	}
+	if err := store.Audit(rec); err != nil {
+		return fmt.Errorf("writing the audit log in %s: %w", store.Dir(), err)
+	}
+	return nil
+}
+
+func stateDir(o TrustOptions) string {
+	if o.StateDir != "" {
+		return o.StateDir
+	}
+	return DefaultStateDir()
+}

@@ -1,0 +1,301 @@
+package verify
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/relocate-dev/relocate/layout"
+	"github.com/relocate-dev/relocate/tufstore"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// TrustInput is everything a trust decision depends on. Only Repos comes
+// from the archive; the rest belongs to the site.
+type TrustInput struct {
+	Repos  map[string]map[string][]byte   // TUF repository name → metadata files, from the archive
+	State  map[string]*tufstore.RepoState // what earlier imports recorded
+	Pins   map[string][]byte              // roots pinned on the command line (--trust)
+	Policy *Policy
+	Now    time.Time
+	Images []layout.Image
+}
+
+// RepoTrust is the outcome for one TUF repository.
+type RepoTrust struct {
+	Name     string              `json:"name"`
+	Roles    []tufstore.Role     `json:"roles"`
+	Grace    []string            `json:"grace,omitempty"` // roles accepted only thanks to the policy's grace
+	Pinned   bool                `json:"pinnedNow"`       // first import: the root came from --trust
+	Before   map[string]int64    `json:"before"`
+	After    map[string]int64    `json:"after"`
+	NewState *tufstore.RepoState `json:"-"`
+}
+
+// Vouch says who vouched for an image.
+type Vouch struct {
+	Repository string `json:"repository"`
+	Role       string `json:"role"`
+	Version    int64  `json:"version"`
+}
+
+// ImageTrust is the outcome for one image.
+type ImageTrust struct {
+	Ref       string  `json:"ref"`
+	VouchedBy []Vouch `json:"vouchedBy,omitempty"`
+	// Unvouched is set when the site's policy let the image in without TUF.
+	Unvouched bool `json:"unvouched,omitempty"`
+}
+
+// TrustResult is the whole trust decision.
+type TrustResult struct {
+	Repositories []RepoTrust  `json:"repositories"`
+	Images       []ImageTrust `json:"images"`
+}
+
+// Earliest returns the role that expires first, across repositories.
+func (r *TrustResult) Earliest() (repo string, role tufstore.Role, ok bool) {
+	for _, rt := range r.Repositories {
+		for _, ro := range rt.Roles {
+			if !ok || ro.Expires.Before(role.Expires) {
+				repo, role, ok = rt.Name, ro, true
+			}
+		}
+	}
+	return repo, role, ok
+}
+
+// Trust verifies every TUF repository an archive carries from the site's
+// trusted state (or a root pinned now, never trust on first use), and then
+// binds every image to targets that vouch for it, as the site's policy
+// demands. Problems are recorded in ps; sessions are closed before return.
+func Trust(in TrustInput, ps *Problems) *TrustResult {
+	res := &TrustResult{}
+	sessions := map[string]*tufstore.Session{}
+	defer func() {
+		for _, s := range sessions {
+			s.Close()
+		}
+	}()
+	names := make([]string, 0, len(in.Repos))
+	for n := range in.Repos {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s, rt, err := openRepo(name, in)
+		if err != nil {
+			ps.Add("tuf:"+name, "%v", err)
+			continue
+		}
+		sessions[name] = s
+		res.Repositories = append(res.Repositories, *rt)
+	}
+	for name := range in.Pins {
+		if _, ok := in.Repos[name]; !ok {
+			ps.Add("tuf:"+name, "--trust given, but the archive carries no TUF repository of that name")
+		}
+	}
+	if ps.Len() > 0 {
+		return res
+	}
+	for _, im := range in.Images {
+		res.Images = append(res.Images, bind(im, in, sessions, ps))
+	}
+	// Delegated roles were loaded during the lookups, at a reference time that
+	// a grace may have moved back: they must be unexpired now.
+	for i := range res.Repositories {
+		rt := &res.Repositories[i]
+		s := sessions[rt.Name]
+		for _, role := range s.Expired(in.Now) {
+			ps.Add("tuf:"+rt.Name, "role %s is expired (no grace applies to root or targets roles)", role)
+		}
+		rt.Roles = s.Roles()
+		st, err := s.NewState()
+		if err != nil {
+			ps.Add("tuf:"+rt.Name, "reading the updated state: %v", err)
+			continue
+		}
+		rt.NewState.Files = st
+		rt.After = tufstore.Versions(st)
+	}
+	return res
+}
+
+// openRepo picks the trusted root (state first, else a pin) and runs the
+// client workflow, applying the policy's grace to timestamp and snapshot
+// expiry only.
+func openRepo(name string, in TrustInput) (*tufstore.Session, *RepoTrust, error) {
+	state, known := in.State[name]
+	pin, pinned := in.Pins[name]
+	rt := &RepoTrust{Name: name, Before: map[string]int64{}}
+	var trusted tufstore.Trusted
+	switch {
+	case known && pinned && !tufstore.SameRoot(pin, state.Pinned) && !tufstore.SameRoot(pin, state.Files["root.json"]):
+		return nil, nil, fmt.Errorf("the root given with --trust %s=... conflicts with the root this site pinned earlier; refusing (to start over, move the state directory aside)", name)
+	case known:
+		trusted = tufstore.Trusted{Root: state.Files["root.json"], Files: state.Files}
+		rt.Before = tufstore.Versions(state.Files)
+		rt.NewState = &tufstore.RepoState{Pinned: state.Pinned}
+	case pinned:
+		trusted = tufstore.Trusted{Root: pin}
+		rt.Pinned = true
+		rt.NewState = &tufstore.RepoState{Pinned: pin}
+	default:
+		return nil, nil, fmt.Errorf("this site has not pinned a root for TUF repository %q; obtain its root.json out of band and run again with --trust %s=root.json", name, name)
+	}
+	s, err := tufstore.Update(name, in.Repos[name], trusted, in.Now)
+	if err == nil {
+		return s, rt, nil
+	}
+	role := expiredRole(err)
+	g := in.Policy.GraceFor(role)
+	if g == 0 {
+		return nil, nil, err
+	}
+	s, err2 := tufstore.Update(name, in.Repos[name], trusted, in.Now.Add(-g))
+	if err2 != nil {
+		return nil, nil, fmt.Errorf("%v (and with the policy's %s grace of %s: %v)", err, role, g, err2)
+	}
+	tm := s.Roles()
+	for _, r := range tm {
+		if (r.Role == "timestamp" || r.Role == "snapshot") && r.Expires.Before(in.Now) {
+			if r.Expires.Add(in.Policy.GraceFor(r.Role)).Before(in.Now) {
+				s.Close()
+				return nil, nil, fmt.Errorf("%s expired %s, beyond the policy's grace", r.Role, r.Expires.Format(time.RFC3339))
+			}
+			rt.Grace = append(rt.Grace, fmt.Sprintf("%s expired %s, accepted within the policy's %s grace", r.Role, r.Expires.Format(time.RFC3339), in.Policy.GraceFor(r.Role)))
+		}
+	}
+	if exp := s.Expired(in.Now); len(exp) > 0 {
+		s.Close()
+		return nil, nil, fmt.Errorf("%s expired (no grace applies to root or targets roles)", strings.Join(exp, ", "))
+	}
+	return s, rt, nil
+}
+
+// expiredRole names the role of a go-tuf expiry error ("" if it is not one).
+func expiredRole(err error) string {
+	var e *metadata.ErrExpiredMetadata
+	if !errors.As(err, &e) {
+		return ""
+	}
+	for _, r := range []string{"timestamp", "snapshot"} {
+		if strings.Contains(e.Msg, r) {
+			return r
+		}
+	}
+	return ""
+}
+
+// bind checks one image against the repositories and the policy.
+func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session, ps *Problems) ImageTrust {
+	it := ImageTrust{Ref: im.Ref}
+	mappings := in.Policy.mappingsFor(im.Ref)
+	if len(mappings) == 0 {
+		if len(sessions) == 0 {
+			return it // no TUF in the archive and no policy for this image
+		}
+		// Without a policy any repository of the archive may vouch.
+		var all []string
+		for n := range sessions {
+			all = append(all, n)
+		}
+		sort.Strings(all)
+		mappings = []Mapping{{Repositories: all, Threshold: 1, Terminating: true}}
+	}
+	var reasons []string
+	for _, m := range mappings {
+		vouches, why := satisfy(im, m, sessions)
+		if why == "" {
+			it.VouchedBy = vouches
+			return it
+		}
+		reasons = append(reasons, why)
+		if m.Terminating {
+			break
+		}
+	}
+	if in.Policy.allowsUnvouched(im.Ref) {
+		it.Unvouched = true
+		return it
+	}
+	ps.Add(im.Ref, "not vouched for: %s", strings.Join(reasons, "; "))
+	return it
+}
+
+// satisfy checks one mapping for an image: threshold repositories list the
+// image's reference as a target with its digest and size, and every role
+// requirement holds. It returns the vouches, or why it failed.
+func satisfy(im layout.Image, m Mapping, sessions map[string]*tufstore.Session) ([]Vouch, string) {
+	want := &metadata.TargetFiles{Length: im.Size, Hashes: metadata.Hashes{im.Digest.Algorithm: mustHex(im.Digest.Hex)}}
+	var vouches []Vouch
+	var why []string
+	for _, repo := range m.Repositories {
+		s, ok := sessions[repo]
+		if !ok {
+			why = append(why, fmt.Sprintf("repository %s is not in the archive", repo))
+			continue
+		}
+		tf, role, err := s.Target(im.Ref)
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s: no target %s (%v)", repo, im.Ref, err))
+			continue
+		}
+		if tf.Length != im.Size || !hashMatches(tf.Hashes, im) {
+			why = append(why, fmt.Sprintf("%s: target %s (role %s) has length %d and hashes %s, the image is %s (%d bytes)", repo, im.Ref, role, tf.Length, hashList(tf.Hashes), im.Digest, im.Size))
+			continue
+		}
+		vouches = append(vouches, Vouch{Repository: repo, Role: role, Version: roleVersion(s, role)})
+	}
+	if len(vouches) < m.Threshold {
+		why = append([]string{fmt.Sprintf("%d of %d required repositories agree", len(vouches), m.Threshold)}, why...)
+		return nil, strings.Join(why, "; ")
+	}
+	for _, r := range m.Roles {
+		repo := r.Repository
+		if repo == "" {
+			repo = m.Repositories[0]
+		}
+		s, ok := sessions[repo]
+		if !ok {
+			return nil, fmt.Sprintf("role %s: repository %s is not in the archive", r.Role, repo)
+		}
+		if err := s.RoleVouches(r.Role, im.Ref, want, r.MinSignatures); err != nil {
+			return nil, fmt.Sprintf("%s: %v", repo, err)
+		}
+		vouches = append(vouches, Vouch{Repository: repo, Role: r.Role, Version: roleVersion(s, r.Role)})
+	}
+	return vouches, ""
+}
+
+func hashMatches(h metadata.Hashes, im layout.Image) bool {
+	got, ok := h[im.Digest.Algorithm]
+	return ok && got.String() == im.Digest.Hex
+}
+
+func hashList(h metadata.Hashes) string {
+	var out []string
+	for alg, v := range h {
+		out = append(out, alg+":"+v.String())
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func roleVersion(s *tufstore.Session, role string) int64 {
+	for _, r := range s.Roles() {
+		if r.Role == role {
+			return r.Version
+		}
+	}
+	return 0
+}
+
+func mustHex(h string) metadata.HexBytes {
+	b, _ := hex.DecodeString(h) // a layout digest is checked hex
+	return b
+}
