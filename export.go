@@ -71,7 +71,7 @@ type TUFSource struct {
 
 // DefaultJobs is the default number of parallel transfers: enough to hide
 // registry latency without flooding it.
-func DefaultJobs() int { return max(4, 2*runtime.NumCPU()) }
+func DefaultJobs() int { return max(8, 4*runtime.NumCPU()) }
 
 // Export resolves every reference, walks its graph, and writes one archive:
 // oci-layout, index.json, the table of contents, manifests and configs, then

@@ -133,7 +133,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 		return rep, nil
 	}
 
-	p := &pusher{c: o.Client, s: s, prog: prog, bad: map[v1.Hash]bool{}, api: map[string]bool{}, repos: map[v1.Hash][]name.Repository{}}
+	p := &pusher{c: o.Client, s: s, prog: prog, bad: map[v1.Hash]bool{}, api: map[string]bool{}, done: map[string]bool{}, repos: map[v1.Hash][]name.Repository{}}
 	var configs []layout.Child
 	for _, t := range targets {
 		for _, b := range t.closure.Blobs {
@@ -158,7 +158,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 			p.bad[d] = true
 		}
 	}
-	if err := p.pushManifests(ctx, targets, rep); err != nil {
+	if err := p.pushManifests(ctx, targets, rep, o.Jobs); err != nil {
 		return nil, err
 	}
 	rep.BlobsPushed, rep.BlobsMounted, rep.BlobsSkipped, rep.BytesPushed = p.pushed, p.mounted, p.skipped, p.bytes
@@ -246,6 +246,8 @@ type pusher struct {
 	mu                       sync.Mutex
 	bad                      map[v1.Hash]bool
 	api                      map[string]bool // registry → answers the referrers API
+	done                     map[string]bool // repository@digest of manifests pushed or present
+	fallbackMu               sync.Mutex
 	pushed, mounted, skipped int
 	bytes                    int64
 }
@@ -386,59 +388,86 @@ func (p *pusher) fail(d v1.Hash, entry string, err error) {
 // attached to them), its referrers into the destination's referrers listing,
 // its cosign tags, and finally its own tag. Then it checks that every
 // attachment can be discovered from its subject.
-func (p *pusher) pushManifests(ctx context.Context, targets []*target, rep *ImportReport) error {
-	done := map[string]bool{}
+func (p *pusher) pushManifests(ctx context.Context, targets []*target, rep *ImportReport, jobs int) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
 	for i, t := range targets {
-		if bad := p.badBlobs(t); len(bad) > 0 {
-			rep.Images[i].Status = "refused"
-			p.s.ps.Add(t.image.Ref, "not imported: %d blob(s) failed verification (%s)", len(bad), strings.Join(bad, ", "))
-			continue
-		}
-		indexed := map[v1.Hash]bool{}
-		for _, m := range t.closure.Manifests {
-			key := t.repo.String() + "@" + m.Digest.String()
-			if done[key] {
-				continue
-			}
-			_, ok, err := p.c.ManifestDigest(ctx, t.repo, m.Digest.String())
-			if err != nil {
-				return err
-			}
-			if !ok {
-				if indexed[m.Digest], err = p.c.PutReferrer(ctx, t.repo, m.Digest, string(m.MediaType), p.s.small[m.Digest]); err != nil {
-					return err
-				}
-			}
-			done[key] = true
-		}
-		for _, a := range t.closure.Attached {
-			if err := p.list(ctx, t.repo, a, indexed[a.Digest]); err != nil {
-				return err
-			}
-		}
-		for _, a := range t.closure.Attached {
-			if a.Tag != "" {
-				if _, err := p.tag(ctx, t.repo, a.Tag, a.Digest, a.MediaType); err != nil {
-					return err
-				}
-			}
-		}
-		rep.Images[i].Status = "unchanged"
-		if t.tag != "" {
-			moved, err := p.tag(ctx, t.repo, t.tag, t.image.Digest, t.image.MediaType)
-			if err != nil {
-				return err
-			}
-			if moved {
-				rep.Images[i].Status = "pushed"
-			}
-		}
-		if err := p.discoverable(ctx, t); err != nil {
+		eg.Go(func() error {
+			status, err := p.pushImage(ctx, t)
+			rep.Images[i].Status = status
 			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return err
+	}
+	for i, t := range targets {
+		if rep.Images[i].Status != "refused" {
+			rep.Attachments += len(t.closure.Attached)
 		}
-		rep.Attachments += len(t.closure.Attached)
 	}
 	return nil
+}
+
+// pushImage pushes one image's manifests, attachments and tag, and reports
+// its status.
+func (p *pusher) pushImage(ctx context.Context, t *target) (string, error) {
+	if bad := p.badBlobs(t); len(bad) > 0 {
+		p.s.ps.Add(t.image.Ref, "not imported: %d blob(s) failed verification (%s)", len(bad), strings.Join(bad, ", "))
+		return "refused", nil
+	}
+	indexed := map[v1.Hash]bool{}
+	for _, m := range t.closure.Manifests {
+		key := t.repo.String() + "@" + m.Digest.String()
+		if p.isDone(key) {
+			continue
+		}
+		_, ok, err := p.c.ManifestDigest(ctx, t.repo, m.Digest.String())
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			if indexed[m.Digest], err = p.c.PutReferrer(ctx, t.repo, m.Digest, string(m.MediaType), p.s.small[m.Digest]); err != nil {
+				return "", err
+			}
+		}
+		p.markDone(key)
+	}
+	for _, a := range t.closure.Attached {
+		if err := p.list(ctx, t.repo, a, indexed[a.Digest]); err != nil {
+			return "", err
+		}
+	}
+	for _, a := range t.closure.Attached {
+		if a.Tag != "" {
+			if _, err := p.tag(ctx, t.repo, a.Tag, a.Digest, a.MediaType); err != nil {
+				return "", err
+			}
+		}
+	}
+	status := "unchanged"
+	if t.tag != "" {
+		moved, err := p.tag(ctx, t.repo, t.tag, t.image.Digest, t.image.MediaType)
+		if err != nil {
+			return "", err
+		}
+		if moved {
+			status = "pushed"
+		}
+	}
+	return status, p.discoverable(ctx, t)
+}
+
+func (p *pusher) isDone(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.done[key]
+}
+
+func (p *pusher) markDone(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done[key] = true
 }
 
 // tag points tag at d unless it already does, reporting whether it moved.
@@ -458,17 +487,24 @@ func (p *pusher) list(ctx context.Context, repo name.Repository, a layout.Attach
 		return nil
 	}
 	reg := repo.RegistryStr()
+	p.mu.Lock()
 	api, known := p.api[reg]
+	p.mu.Unlock()
 	if !known {
 		var err error
 		if _, api, err = p.c.ReferrersAPI(ctx, repo, a.Subject); err != nil {
 			return err
 		}
+		p.mu.Lock()
 		p.api[reg] = api
+		p.mu.Unlock()
 	}
 	if api {
 		return nil
 	}
+	// Fallback indexes are read, extended and written back: one at a time.
+	p.fallbackMu.Lock()
+	defer p.fallbackMu.Unlock()
 	return p.c.AddToFallbackIndex(ctx, repo, a.Subject, v1.Descriptor{
 		MediaType: types.MediaType(a.MediaType), Size: a.Size, Digest: a.Digest,
 		ArtifactType: a.ArtifactType, Annotations: a.Annotations,
