@@ -253,6 +253,9 @@ func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph) ([]layout
 			return nil, err
 		}
 		repo := layout.TUFRepo{Name: src.Name, URL: src.URL}
+		for _, m := range chain.Missing {
+			g.Warnings = append(g.Warnings, fmt.Sprintf("TUF %s: delegated role %s: images it should vouch for will be refused", src.Name, m))
+		}
 		if src.Root != nil {
 			s, err := tufstore.Update(src.Name, chain.Files, tufstore.Trusted{Root: src.Root}, time.Now())
 			if err != nil {

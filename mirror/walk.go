@@ -241,7 +241,7 @@ func (w *walker) broken(err error, what string) error {
 		return fmt.Errorf("%s (use --skip-broken-referrers to export without it)", msg)
 	}
 	w.mu.Lock()
-	w.g.Warnings = append(w.g.Warnings, msg)
+	w.g.Warnings = append(w.g.Warnings, "left out "+msg)
 	w.mu.Unlock()
 	return nil
 }

@@ -10,9 +10,11 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
+
+// MaxFileSize bounds any metadata file collected; the site's verification
+// applies TUF's tighter per-role limits.
+const MaxFileSize = 16 << 20
 
 // Limits on metadata sizes, go-tuf's client defaults: endless data is an attack.
 const (
@@ -42,6 +44,9 @@ type Chain struct {
 	URL   string            `json:"url"`
 	Files map[string][]byte `json:"-"`
 	Roles []Role            `json:"roles"`
+	// Missing lists delegated roles that could not be collected: images
+	// they should vouch for will be refused at the site.
+	Missing []string `json:"missing,omitempty"`
 }
 
 // Earliest is the role that expires first.
@@ -55,98 +60,112 @@ func (c *Chain) Earliest() (Role, bool) {
 	return out, out.Role != ""
 }
 
+// collected is the part of any role's metadata that collection needs. It is
+// read leniently: collection packs what the repository serves, and the TUF
+// client workflow at the site decides whether it is valid.
+type collected struct {
+	Signed struct {
+		Version            int64                              `json:"version"`
+		Expires            time.Time                          `json:"expires"`
+		ConsistentSnapshot bool                               `json:"consistent_snapshot"`
+		Meta               map[string]struct{ Version int64 } `json:"meta"`
+		Delegations        *struct {
+			Roles []struct{ Name string } `json:"roles"`
+		} `json:"delegations"`
+	} `json:"signed"`
+}
+
 // Collect fetches a repository's chain over HTTP: every root from 1.root.json
 // up to the newest (so a site that pinned an old root can walk the
 // rotation), timestamp, snapshot, targets, and every delegated targets role
-// reachable from targets, by the names consistent snapshots give them. It
-// checks structure, not signatures: Verify does that.
+// reachable from targets, by the names consistent snapshots give them.
+// Delegated roles the repository does not publish are reported in Missing.
+// It checks structure, not signatures: the site's verification does that.
 func Collect(ctx context.Context, client *http.Client, name, base string) (*Chain, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
 	base = strings.TrimSuffix(base, "/")
 	c := &Chain{Name: name, URL: base, Files: map[string][]byte{}}
-	get := func(file string, max int64) ([]byte, error) {
-		b, err := fetch(ctx, client, base+"/"+file, max)
-		if err == nil {
-			c.Files[file] = b
+	get := func(file string) (*collected, error) {
+		b, err := fetch(ctx, client, base+"/"+file, MaxFileSize)
+		if err != nil {
+			return nil, err
 		}
-		return b, err
+		var m collected
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, fmt.Errorf("%s: not TUF metadata: %w", file, err)
+		}
+		c.Files[file] = b
+		return &m, nil
+	}
+	role := func(r string, m *collected, file string) {
+		c.Roles = append(c.Roles, Role{Role: r, Version: m.Signed.Version, Expires: m.Signed.Expires, File: file})
 	}
 
-	var root *metadata.Metadata[metadata.RootType]
+	var root *collected
+	var rootFile string
 	for v := 1; ; v++ {
 		if v > maxRoots {
 			return nil, fmt.Errorf("tuf %s: more than %d root versions", name, maxRoots)
 		}
 		file := fmt.Sprintf("%d.root.json", v)
-		b, err := get(file, rootMaxLength)
+		m, err := get(file)
 		if errors.Is(err, errNotFound) && v > 1 {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
 		}
-		if root, err = metadata.Root().FromBytes(b); err != nil {
-			return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
-		}
-		c.Roles = append(c.Roles, Role{Role: "root", Version: root.Signed.Version, Expires: root.Signed.Expires, File: file})
+		root, rootFile = m, file
 	}
 	// Only the newest root is summarised; older ones are there for the walk.
-	c.Roles = c.Roles[len(c.Roles)-1:]
+	role("root", root, rootFile)
 	consistent := root.Signed.ConsistentSnapshot
 
-	tb, err := get("timestamp.json", timestampMaxLength)
+	ts, err := get("timestamp.json")
 	if err != nil {
 		return nil, fmt.Errorf("tuf %s: timestamp.json: %w", name, err)
 	}
-	ts, err := metadata.Timestamp().FromBytes(tb)
-	if err != nil {
-		return nil, fmt.Errorf("tuf %s: timestamp.json: %w", name, err)
-	}
-	c.Roles = append(c.Roles, Role{Role: "timestamp", Version: ts.Signed.Version, Expires: ts.Signed.Expires, File: "timestamp.json"})
-
+	role("timestamp", ts, "timestamp.json")
 	sm, ok := ts.Signed.Meta["snapshot.json"]
 	if !ok {
 		return nil, fmt.Errorf("tuf %s: timestamp lists no snapshot", name)
 	}
 	file := fileName("snapshot", sm.Version, consistent)
-	sb, err := get(file, snapshotMaxLength)
+	snap, err := get(file)
 	if err != nil {
 		return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
 	}
-	snap, err := metadata.Snapshot().FromBytes(sb)
-	if err != nil {
-		return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
-	}
-	c.Roles = append(c.Roles, Role{Role: "snapshot", Version: snap.Signed.Version, Expires: snap.Signed.Expires, File: file})
+	role("snapshot", snap, file)
 
 	// Follow delegations, not snapshot entries: a snapshot may list legacy
 	// roles that nothing delegates to and that are not published.
 	queue := []string{"targets"}
 	seen := map[string]bool{"targets": true}
 	for len(queue) > 0 {
-		role := queue[0]
+		r := queue[0]
 		queue = queue[1:]
-		meta, ok := snap.Signed.Meta[role+".json"]
+		meta, ok := snap.Signed.Meta[r+".json"]
 		if !ok {
-			return nil, fmt.Errorf("tuf %s: snapshot lists no %s", name, role)
+			c.Missing = append(c.Missing, r+" (not in the snapshot)")
+			continue
 		}
-		file := fileName(role, meta.Version, consistent)
-		b, err := get(file, targetsMaxLength)
+		file := fileName(r, meta.Version, consistent)
+		t, err := get(file)
+		if errors.Is(err, errNotFound) && r != "targets" {
+			c.Missing = append(c.Missing, r+" ("+file+" not published)")
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
 		}
-		t, err := metadata.Targets().FromBytes(b)
-		if err != nil {
-			return nil, fmt.Errorf("tuf %s: %s: %w", name, file, err)
-		}
-		c.Roles = append(c.Roles, Role{Role: role, Version: t.Signed.Version, Expires: t.Signed.Expires, File: file})
+		role(r, t, file)
 		if d := t.Signed.Delegations; d != nil {
-			for _, r := range d.Roles {
-				if !seen[r.Name] && len(seen) < maxDelegations {
-					seen[r.Name] = true
-					queue = append(queue, r.Name)
+			for _, dr := range d.Roles {
+				if !seen[dr.Name] && len(seen) < maxDelegations {
+					seen[dr.Name] = true
+					queue = append(queue, dr.Name)
 				}
 			}
 		}

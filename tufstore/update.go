@@ -166,7 +166,7 @@ func (s *Session) Expired(t time.Time) []string {
 func (s *Session) RoleVouches(role, path string, want *metadata.TargetFiles, minSigs int) error {
 	parent, err := s.loadRole(role, 0)
 	if err != nil {
-		return err
+		return fmt.Errorf("role %s: %w", role, err)
 	}
 	tm := s.trusted()
 	md := tm.Targets[role]

@@ -277,7 +277,7 @@ is compressed; "-o -" writes to stdout.`,
 				return err
 			}
 			for _, w := range rep.Warnings {
-				fmt.Fprintf(e.stderr, "warning: left out %s\n", w)
+				fmt.Fprintf(e.stderr, "warning: %s\n", w)
 			}
 			for _, r := range rep.TUF {
 				state := "NOT verified (no --tuf-root given)"
