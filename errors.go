@@ -2,6 +2,7 @@ package relocate
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/mirror"
@@ -45,3 +46,23 @@ func progressOr(p Progress) Progress {
 type progressWriter struct{ p Progress }
 
 func (w progressWriter) Write(b []byte) (int, error) { w.p.Add(int64(len(b))); return len(b), nil }
+
+// problemsOf lists the problems of a refusal, naming what is at fault.
+func problemsOf(err error) []verify.Problem {
+	var ve *verify.Error
+	var ae *archive.Error
+	var ie *mirror.IntegrityError
+	switch {
+	case errors.As(err, &ve):
+		return ve.Problems
+	case errors.As(err, &ae):
+		subject := ae.Entry
+		if subject == "" {
+			subject = "archive"
+		}
+		return []verify.Problem{{Subject: subject, Reason: strings.TrimPrefix(ae.Error(), "archive entry \""+ae.Entry+"\": ")}}
+	case errors.As(err, &ie):
+		return []verify.Problem{{Subject: ie.Where, Reason: "content does not match " + ie.Want.String() + " (got " + ie.Got + ")"}}
+	}
+	return nil
+}

@@ -86,12 +86,16 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 		o.Jobs = DefaultJobs()
 	}
 	prog := progressOr(o.Progress)
+	rep := &ImportReport{Archive: o.Archive, To: o.To, Mapping: map[string]string{}}
 	s, err := openArchive(o.Archive, o.Stdin)
 	if err != nil {
+		if IsRefused(err) {
+			rep.Verdict, rep.Problems = "refused", problemsOf(err)
+			return rep, err
+		}
 		return nil, err
 	}
 	defer s.Close()
-	rep := &ImportReport{Archive: o.Archive, To: o.To, Mapping: map[string]string{}}
 	closures := verify.Structure(s.toc, s.index, s.small, s.ps)
 	var store *tufstore.Store
 	var next map[string]*tufstore.RepoState

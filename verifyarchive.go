@@ -3,6 +3,7 @@ package relocate
 import (
 	"context"
 	"io"
+	"runtime"
 	"sort"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -50,9 +51,12 @@ type VerifyReport struct {
 // of contents agree. A refusal is returned as a *verify.Error together with a
 // report naming every problem.
 func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
 	s, err := openArchive(o.Archive, o.Stdin)
 	if err != nil {
-		return nil, err
+		return refusedVerify(o.Archive, err), err
 	}
 	defer s.Close()
 	verify.Structure(s.toc, s.index, s.small, s.ps)
@@ -71,7 +75,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	prog.Stage("verify", s.toc.TotalBytes())
 	defer prog.Done()
 	if err := s.hashLayers(ctx, o.Jobs, prog); err != nil {
-		return nil, err
+		return refusedVerify(o.Archive, err), err
 	}
 
 	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.r.Compression()), Images: s.toc.Images, Attachments: len(s.toc.Attachments),
@@ -134,4 +138,13 @@ func (s *source) hashLayers(ctx context.Context, jobs int, prog Progress) error 
 			return err
 		}
 	}
+}
+
+// refusedVerify is the report of an archive that could not even be read
+// through, or nil when err is operational.
+func refusedVerify(path string, err error) *VerifyReport {
+	if !IsRefused(err) {
+		return nil
+	}
+	return &VerifyReport{Archive: path, Verdict: "refused", Problems: problemsOf(err)}
 }

@@ -190,9 +190,16 @@ func TestRefusals(t *testing.T) {
 			} else if err := os.WriteFile(bad, tc.raw, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			v := relocateCmd(t, nil, "verify", bad)
+			v := relocateCmd(t, nil, "verify", bad, "--json")
 			if v.code != exitRefused {
 				t.Fatalf("verify: exit %d, want %d\n%s", v.code, exitRefused, v.stderr)
+			}
+			var rep struct {
+				Verdict  string
+				Problems []struct{ Subject, Reason string }
+			}
+			if err := json.Unmarshal([]byte(v.stdout), &rep); err != nil || rep.Verdict != "refused" || len(rep.Problems) == 0 {
+				t.Errorf("verify --json of a refused archive: %v %+v\n%s", err, rep, v.stdout)
 			}
 			if !strings.Contains(v.stderr, tc.want) {
 				t.Errorf("verify message lacks %q:\n%s", tc.want, v.stderr)
