@@ -323,8 +323,8 @@ every problem and exits 3.`,
 			if rep != nil {
 				e.sayTrust(c, rep.Trust)
 				if rep.Verdict == "ok" {
-					for _, ref := range rep.Unsigned {
-						e.say(c, "note: %s has no signature attached\n", ref)
+					if n := len(rep.Unsigned); n > 0 {
+						e.say(c, "note: %d of %d image(s) have no signature attached (%s); --require-signatures refuses that\n", n, len(rep.Images), listSome(rep.Unsigned, 3))
 					}
 					e.say(c, "%s: ok: %d image(s), %d platform(s), %d attached artifact(s), %d blobs, %s\n", path, len(rep.Images), rep.Platforms, rep.Attachments, rep.Blobs, human(rep.Bytes))
 				}
@@ -436,6 +436,14 @@ func inspectCmd(e *env) *cli.Command {
 			return w.Flush()
 		},
 	})
+}
+
+// listSome names the first n items and counts the rest.
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }
 
 func short(d string) string {

@@ -15,7 +15,10 @@ type bars struct {
 	bar *mpb.Bar
 }
 
-func newBars(w io.Writer) *bars { return &bars{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(40))} }
+// newBars draws on w, which the caller has checked is a terminal.
+func newBars(w io.Writer) *bars {
+	return &bars{p: mpb.New(mpb.WithOutput(w), mpb.WithAutoRefresh(), mpb.WithWidth(100))}
+}
 
 func (b *bars) Stage(name string, total int64) {
 	bar := b.p.AddBar(total,
