@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -183,6 +184,8 @@ func writeParallel(ctx context.Context, f *os.File, plan *archive.Plan, content 
 	if err := plan.WriteHeaders(f); err != nil {
 		return err
 	}
+	flush := startFlusher(f)
+	defer flush.stop()
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
 	for i, e := range plan.Entries {
@@ -192,7 +195,13 @@ func writeParallel(ctx context.Context, f *os.File, plan *archive.Plan, content 
 			}
 			continue
 		}
-		eg.Go(func() error { return fetch(ctx, i, io.NewOffsetWriter(f, e.Offset)) })
+		eg.Go(func() error {
+			if err := fetch(ctx, i, io.NewOffsetWriter(f, e.Offset)); err != nil {
+				return err
+			}
+			flush.wrote(e.Size)
+			return nil
+		})
 	}
 	return eg.Wait()
 }
@@ -298,4 +307,48 @@ func expiry(repos []layout.TUFRepo, warn time.Duration, now time.Time, warnings 
 		}
 	}
 	return first, warnings
+}
+
+// flusher syncs a file in the background while it is being written, so that
+// the disk works while the network does and the final sync has little left.
+type flusher struct {
+	kick chan struct{}
+	done chan struct{}
+	mu   sync.Mutex
+	n    int64
+}
+
+// flushEvery is how much new data starts a background sync.
+const flushEvery = 64 << 20
+
+func startFlusher(f interface{ Sync() error }) *flusher {
+	fl := &flusher{kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go func() {
+		defer close(fl.done)
+		for range fl.kick {
+			_ = f.Sync() // errors resurface at the final, checked Sync
+		}
+	}()
+	return fl
+}
+
+func (fl *flusher) wrote(n int64) {
+	fl.mu.Lock()
+	fl.n += n
+	due := fl.n >= flushEvery
+	if due {
+		fl.n = 0
+	}
+	fl.mu.Unlock()
+	if due {
+		select {
+		case fl.kick <- struct{}{}:
+		default: // a sync is already pending
+		}
+	}
+}
+
+func (fl *flusher) stop() {
+	close(fl.kick)
+	<-fl.done
 }
