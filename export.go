@@ -276,7 +276,7 @@ func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph) ([]layout
 		for _, r := range chain.Roles {
 			repo.Roles = append(repo.Roles, layout.TUFRole{Role: r.Role, Version: r.Version, Expires: r.Expires, File: r.File})
 		}
-		p, err := layout.PackTUF(src.Name, src.URL, chain.Files)
+		p, err := layout.PackTrust(layout.TUFArtifactType, src.Name, src.URL, chain.Files)
 		if err != nil {
 			return nil, err
 		}

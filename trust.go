@@ -63,7 +63,7 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 	}
 	repos := map[string]map[string][]byte{}
 	for _, r := range s.toc.TUF {
-		files, err := layout.UnpackTUF(r, func(h v1.Hash) ([]byte, bool) { b, ok := s.small[h]; return b, ok })
+		files, err := layout.UnpackTrust(layout.TUFArtifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.small[h]; return b, ok })
 		if err != nil {
 			s.ps.Add("tuf:"+r.Name, "%v", err)
 			continue

@@ -22,7 +22,8 @@ const (
 	AnnotationTUFURL  = "dev.relocate.tuf.url"
 )
 
-// TUFRepo lists one TUF repository's metadata in the table of contents.
+// TUFRepo lists one TUF repository's (or Notary GUN's) metadata in the
+// table of contents.
 type TUFRepo struct {
 	Name     string    `json:"name"`
 	URL      string    `json:"url"`
@@ -47,8 +48,9 @@ type Packed struct {
 	Data     map[v1.Hash][]byte
 }
 
-// PackTUF makes the artifact that carries a repository's metadata files.
-func PackTUF(name, url string, files map[string][]byte) (*Packed, error) {
+// PackTrust makes the artifact of the given type that carries a repository's
+// metadata files.
+func PackTrust(artifactType, name, url string, files map[string][]byte) (*Packed, error) {
 	p := &Packed{Data: map[v1.Hash][]byte{}}
 	add := func(b []byte, mt string, k Kind) v1.Descriptor {
 		h := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(b))}
@@ -61,7 +63,7 @@ func PackTUF(name, url string, files map[string][]byte) (*Packed, error) {
 	m := v1.Manifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIManifestSchema1,
-		ArtifactType:  TUFArtifactType,
+		ArtifactType:  artifactType,
 		Config:        add([]byte("{}"), string(types.OCIEmptyJSON), KindConfig),
 		Annotations:   map[string]string{AnnotationTUFName: name, AnnotationTUFURL: url},
 	}
@@ -86,8 +88,8 @@ func PackTUF(name, url string, files map[string][]byte) (*Packed, error) {
 	return p, nil
 }
 
-// UnpackTUF reads the metadata files of a repository's artifact back.
-func UnpackTUF(r TUFRepo, get func(v1.Hash) ([]byte, bool)) (map[string][]byte, error) {
+// UnpackTrust reads the metadata files of a repository's artifact back.
+func UnpackTrust(artifactType string, r TUFRepo, get func(v1.Hash) ([]byte, bool)) (map[string][]byte, error) {
 	raw, ok := get(r.Manifest)
 	if !ok {
 		return nil, fmt.Errorf("TUF repository %s: manifest %s missing", r.Name, r.Manifest)
@@ -96,7 +98,7 @@ func UnpackTUF(r TUFRepo, get func(v1.Hash) ([]byte, bool)) (map[string][]byte, 
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("TUF repository %s: manifest %s: %w", r.Name, r.Manifest, err)
 	}
-	if m.ArtifactType != TUFArtifactType || m.Annotations[AnnotationTUFName] != r.Name {
+	if m.ArtifactType != artifactType || m.Annotations[AnnotationTUFName] != r.Name {
 		return nil, fmt.Errorf("TUF repository %s: manifest %s is not its metadata artifact", r.Name, r.Manifest)
 	}
 	files := map[string][]byte{}
