@@ -37,6 +37,9 @@ type ExportOptions struct {
 	// SkipBrokenReferrers exports without attachments that are listed but
 	// cannot be fetched, reporting them as warnings, instead of failing.
 	SkipBrokenReferrers bool
+	// Bundles are CNAB bundles: references to bundles stored the cnab-to-oci
+	// way, or bundle.json files as FILE[=REF].
+	Bundles []string
 	// TUF lists repositories whose metadata chains travel with the images.
 	TUF []TUFSource
 	// WarnExpiry warns when carried metadata expires within this long
@@ -53,6 +56,7 @@ type ExportReport struct {
 	Output      string           `json:"output"`
 	Compression string           `json:"compression"`
 	Images      []layout.Image   `json:"images"`
+	Bundles     []layout.Bundle  `json:"bundles,omitempty"`
 	Attachments int              `json:"attachments"`
 	Blobs       int              `json:"blobs"`
 	Bytes       int64            `json:"bytes"`
@@ -79,8 +83,12 @@ func DefaultJobs() int { return max(8, 4*runtime.NumCPU()) }
 // layers, each blob once and checked against its digest as it is fetched.
 // A file output appears at its path only when complete.
 func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
-	if len(o.Refs) == 0 {
-		return nil, fmt.Errorf("nothing to export: give at least one image reference")
+	if len(o.Refs) == 0 && len(o.Bundles) == 0 {
+		return nil, fmt.Errorf("nothing to export: give at least one image reference or bundle")
+	}
+	bundles, err := parseBundles(o.Bundles)
+	if err != nil {
+		return nil, err
 	}
 	if o.Client == nil {
 		o.Client = mirror.New()
@@ -93,11 +101,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		o.Compression = compressionFor(o.Output)
 	}
 
-	g, err := o.Client.Walk(ctx, o.Refs, mirror.WalkOptions{Jobs: o.Jobs, Attachments: !o.NoReferrers, ArtifactTypes: o.ArtifactTypes, SkipBroken: o.SkipBrokenReferrers})
+	g, err := o.Client.Walk(ctx, append(append([]string(nil), o.Refs...), bundleRefs(bundles)...), mirror.WalkOptions{Jobs: o.Jobs, Attachments: !o.NoReferrers, ArtifactTypes: o.ArtifactTypes, SkipBroken: o.SkipBrokenReferrers})
 	if err != nil {
 		return nil, err
 	}
 	toc := &layout.TOC{SchemaVersion: layout.TOCSchemaVersion, Images: g.Images, Attachments: g.Attachments}
+	if err := addBundles(o.Client, bundles, g, toc); err != nil {
+		return nil, err
+	}
 	if toc.TUF, err = collectTUF(ctx, o, g); err != nil {
 		return nil, err
 	}
@@ -137,7 +148,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	}
 
 	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments),
-		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF}
+		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Bundles: toc.Bundles}
 	rep.Expires, rep.Warnings = expiry(toc.TUF, o.WarnExpiry, time.Now(), rep.Warnings)
 	prog.Stage("export", toc.TotalBytes())
 	defer prog.Done()

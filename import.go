@@ -62,6 +62,7 @@ type ImportReport struct {
 	BytesPushed  int64             `json:"bytesPushed"`
 	Problems     []verify.Problem  `json:"problems,omitempty"`
 	Trust        *TrustReport      `json:"trust,omitempty"`
+	Bundles      []ImportedBundle  `json:"bundles,omitempty"`
 }
 
 // target is one image's destination and what it needs.
@@ -97,6 +98,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 	}
 	defer s.Close()
 	closures := verify.Structure(s.toc, s.index, s.small, s.ps)
+	verify.Bundles(s.toc, s.small, s.ps)
 	var store *tufstore.Store
 	var next map[string]*tufstore.RepoState
 	if s.trustApplies(o.Trust) {
@@ -163,6 +165,9 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 		}
 	}
 	if err := p.pushManifests(ctx, targets, rep, o.Jobs); err != nil {
+		return nil, err
+	}
+	if rep.Bundles, err = p.pushBundles(ctx, targets, rep); err != nil {
 		return nil, err
 	}
 	rep.BlobsPushed, rep.BlobsMounted, rep.BlobsSkipped, rep.BytesPushed = p.pushed, p.mounted, p.skipped, p.bytes

@@ -70,7 +70,7 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		}
 		repos[r.Name] = files
 	}
-	res := verify.Trust(verify.TrustInput{Repos: repos, State: state, Pins: o.Pins, Policy: o.Policy, Now: now, Images: s.toc.Images}, s.ps)
+	res := verify.Trust(verify.TrustInput{Repos: repos, State: state, Pins: o.Pins, Policy: o.Policy, Now: now, Images: s.toc.Images, Bundles: s.toc.Bundles}, s.ps)
 	rep := &TrustReport{TrustResult: res, StateDir: store.Dir()}
 	var roles []layout.TUFRepo
 	for _, rt := range res.Repositories {

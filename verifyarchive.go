@@ -44,6 +44,8 @@ type VerifyReport struct {
 	// Trust is the TUF verification and binding, when the archive carries
 	// TUF metadata or the site has a policy.
 	Trust *TrustReport `json:"trust,omitempty"`
+	// Bundles lists the CNAB bundles with their security level.
+	Bundles []verify.BundleTrust `json:"bundles,omitempty"`
 }
 
 // Verify reads an archive once and checks every blob's size and digest, that
@@ -60,6 +62,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 	defer s.Close()
 	verify.Structure(s.toc, s.index, s.small, s.ps)
+	verify.Bundles(s.toc, s.small, s.ps)
 	var tr *TrustReport
 	if s.trustApplies(o.Trust) {
 		store, err := tufstore.Open(stateDir(o.Trust))
@@ -79,7 +82,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 
 	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.r.Compression()), Images: s.toc.Images, Attachments: len(s.toc.Attachments),
-		Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.toc), Trust: tr}
+		Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.toc), Trust: tr, Bundles: bundleLevels(s.toc, tr)}
 	if o.RequireSignatures {
 		for _, ref := range rep.Unsigned {
 			s.ps.Add(ref, "no signature attached, and signatures are required")
@@ -147,4 +150,17 @@ func refusedVerify(path string, err error) *VerifyReport {
 		return nil
 	}
 	return &VerifyReport{Archive: path, Verdict: "refused", Problems: problemsOf(err)}
+}
+
+// bundleLevels is what trust established of each bundle, or level 0 when
+// nothing was checked.
+func bundleLevels(toc *layout.TOC, tr *TrustReport) []verify.BundleTrust {
+	if tr != nil && tr.TrustResult != nil {
+		return tr.Bundles
+	}
+	var out []verify.BundleTrust
+	for _, b := range toc.Bundles {
+		out = append(out, verify.BundleTrust{Ref: b.Ref, Level: "0"})
+	}
+	return out
 }

@@ -168,6 +168,8 @@ type TOC struct {
 	Blobs         []Blob       `json:"blobs"`
 	Attachments   []Attachment `json:"attachments,omitempty"`
 	TUF           []TUFRepo    `json:"tuf,omitempty"`
+	Notary        []TUFRepo    `json:"notary,omitempty"`
+	Bundles       []Bundle     `json:"bundles,omitempty"`
 }
 
 // AttachedTo indexes attachments by subject.
@@ -254,6 +256,15 @@ func ParseTOC(b []byte) (*TOC, error) {
 		names[r.Name] = true
 		if !seen[r.Manifest] {
 			return nil, fmt.Errorf("%s: TUF repository %s: its manifest %s is not among the blobs", TOCFile, r.Name, r.Manifest)
+		}
+	}
+	refs := map[string]bool{}
+	for _, im := range t.Images {
+		refs[im.Ref] = true
+	}
+	for _, b := range t.Bundles {
+		if err := b.check(refs); err != nil {
+			return nil, fmt.Errorf("%s: %w", TOCFile, err)
 		}
 	}
 	for _, a := range t.Attachments {

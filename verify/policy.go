@@ -35,6 +35,9 @@ type Policy struct {
 	Mapping        []Mapping         `json:"mapping"`
 	AllowUnvouched []string          `json:"allowUnvouched,omitempty"`
 	Grace          map[string]string `json:"grace,omitempty"`
+	// MinSecurityLevel is the lowest CNAB Security level (0–4, by number)
+	// a bundle may have.
+	MinSecurityLevel int `json:"cnabMinSecurityLevel,omitempty"`
 
 	grace map[string]time.Duration
 }
@@ -97,6 +100,13 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		}
 	}
 	return &p, nil
+}
+
+func (p *Policy) minLevel() int {
+	if p == nil {
+		return 0
+	}
+	return p.MinSecurityLevel
 }
 
 // GraceFor is the grace period for a role (zero for none).

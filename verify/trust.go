@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/bundle"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/tufstore"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -22,6 +24,8 @@ type TrustInput struct {
 	Policy *Policy
 	Now    time.Time
 	Images []layout.Image
+	// Bundles were checked by Bundles: a bundle binds through bundle.json.
+	Bundles []layout.Bundle
 }
 
 // RepoTrust is the outcome for one TUF repository.
@@ -52,8 +56,9 @@ type ImageTrust struct {
 
 // TrustResult is the whole trust decision.
 type TrustResult struct {
-	Repositories []RepoTrust  `json:"repositories"`
-	Images       []ImageTrust `json:"images"`
+	Repositories []RepoTrust   `json:"repositories"`
+	Images       []ImageTrust  `json:"images"`
+	Bundles      []BundleTrust `json:"bundles,omitempty"`
 }
 
 // Earliest returns the role that expires first, across repositories.
@@ -97,9 +102,7 @@ func Trust(in TrustInput, ps *Problems) *TrustResult {
 	if ps.Len() > 0 {
 		return res
 	}
-	for _, im := range in.Images {
-		res.Images = append(res.Images, bind(im, in, sessions, ps))
-	}
+	res.Images, res.Bundles = bindAll(in, sessions, ps)
 	// Delegated roles were loaded during the lookups, at a reference time that
 	// a grace may have moved back: they must be unexpired now.
 	for i := range res.Repositories {
@@ -186,13 +189,73 @@ func expiredRole(err error) string {
 	return ""
 }
 
-// bind checks one image against the repositories and the policy.
-func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session, ps *Problems) ImageTrust {
+// bindAll binds bundles (through bundle.json) and then images: an image no
+// target vouches for is still vouched for when a vouched bundle pins its
+// digest (contentDigest), as CNAB Security intends.
+func bindAll(in TrustInput, sessions map[string]*tufstore.Session, ps *Problems) ([]ImageTrust, []BundleTrust) {
+	isBundle := map[string]bool{}
+	pinnedBy := map[v1.Hash]string{}
+	var bundles []BundleTrust
+	vouched := map[v1.Hash]bool{}
+	for _, b := range in.Bundles {
+		isBundle[b.Ref] = true
+		it, why := bind(layout.Image{Ref: b.Ref, Digest: b.Digest, Size: b.Size}, in, sessions)
+		bt := BundleTrust{Ref: b.Ref, VouchedBy: it.VouchedBy}
+		if why != "" {
+			ps.Add(b.Ref, "bundle not vouched for: %s", why)
+		} else if len(it.VouchedBy) > 0 {
+			for _, bi := range b.Images {
+				if bi.Pinned {
+					pinnedBy[bi.Digest] = b.Ref
+				}
+			}
+		}
+		bundles = append(bundles, bt)
+	}
+	var images []ImageTrust
+	for _, im := range in.Images {
+		if isBundle[im.Ref] {
+			continue
+		}
+		it, why := bind(im, in, sessions)
+		if why != "" {
+			if ref, ok := pinnedBy[im.Digest]; ok {
+				it, why = ImageTrust{Ref: im.Ref, VouchedBy: []Vouch{{Repository: "bundle " + ref, Role: "contentDigest"}}}, ""
+			}
+		}
+		if why != "" {
+			ps.Add(im.Ref, "not vouched for: %s", why)
+		}
+		if len(it.VouchedBy) > 0 {
+			vouched[im.Digest] = true
+		}
+		images = append(images, it)
+	}
+	for i, b := range in.Bundles {
+		all := true
+		for _, bi := range b.Images {
+			if !(bi.Pinned && len(bundles[i].VouchedBy) > 0) && !vouched[bi.Digest] {
+				all = false
+			}
+		}
+		bundles[i].ImagesTUF = all
+		lvl := bundle.SecurityLevel(bundle.Protection{BundleTUF: len(bundles[i].VouchedBy) > 0, ImagesTUF: all})
+		bundles[i].Level = lvl.String()
+		if min := in.Policy.minLevel(); min > 0 && lvl.Number() < min {
+			ps.Add(b.Ref, "CNAB Security level %s is below the policy's minimum %d", lvl, min)
+		}
+	}
+	return images, bundles
+}
+
+// bind checks one image against the repositories and the policy, and says
+// why it is not vouched for ("" when it is, or when nothing asks for it).
+func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session) (ImageTrust, string) {
 	it := ImageTrust{Ref: im.Ref}
 	mappings := in.Policy.mappingsFor(im.Ref)
 	if len(mappings) == 0 {
 		if len(sessions) == 0 {
-			return it // no TUF in the archive and no policy for this image
+			return it, "" // no TUF in the archive and no policy for this image
 		}
 		// Without a policy any repository of the archive may vouch.
 		var all []string
@@ -207,7 +270,7 @@ func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session,
 		vouches, why := satisfy(im, m, sessions)
 		if why == "" {
 			it.VouchedBy = vouches
-			return it
+			return it, ""
 		}
 		reasons = append(reasons, why)
 		if m.Terminating {
@@ -216,10 +279,9 @@ func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session,
 	}
 	if in.Policy.allowsUnvouched(im.Ref) {
 		it.Unvouched = true
-		return it
+		return it, ""
 	}
-	ps.Add(im.Ref, "not vouched for: %s", strings.Join(reasons, "; "))
-	return it
+	return it, strings.Join(reasons, "; ")
 }
 
 // satisfy checks one mapping for an image: threshold repositories list the

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -232,6 +233,7 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.BoolFlag{Name: "no-referrers", Usage: "leave out signatures, SBOMs, attestations and other attached artifacts"},
 			&cli.StringSliceFlag{Name: "referrers-filter", Usage: "keep only OCI referrers of this `ARTIFACT_TYPE` (repeatable; cosign tags are always kept)"},
 			&cli.BoolFlag{Name: "skip-broken-referrers", Usage: "export without attached artifacts that are listed but cannot be fetched (reported as warnings) instead of failing"},
+			&cli.StringSliceFlag{Name: "bundle", Usage: "carry a CNAB bundle: a reference to one stored the cnab-to-oci way, or `FILE[=REF]` for a bundle.json (REF defaults to localhost/NAME:VERSION) (repeatable)"},
 			&cli.StringSliceFlag{Name: "tuf", Usage: "carry the metadata chain of TUF repository `NAME=URL` (repeatable)"},
 			&cli.StringSliceFlag{Name: "tuf-root", Usage: "verify repository NAME from this trusted root before packing it: `NAME=FILE`"},
 			warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
@@ -249,8 +251,8 @@ is compressed; "-o -" writes to stdout.`,
 				}
 				refs = append(refs, more...)
 			}
-			if len(refs) == 0 {
-				return usagef("export needs at least one image reference (or --images-file)")
+			if len(refs) == 0 && len(c.StringSlice("bundle")) == 0 {
+				return usagef("export needs at least one image reference (or --images-file, or --bundle)")
 			}
 			comp := archive.Compression(c.String("compress"))
 			switch comp {
@@ -267,7 +269,7 @@ is compressed; "-o -" writes to stdout.`,
 			}
 			b := e.progress(c)
 			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
-				Refs: refs, Output: out, Stdout: e.stdout, Compression: comp,
+				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
 				TUF: tufs, WarnExpiry: c.Duration("warn-expiry"),
 				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
@@ -328,6 +330,9 @@ every problem and exits 3.`,
 					}
 					e.say(c, "%s: ok: %d image(s), %d platform(s), %d attached artifact(s), %d blobs, %s\n", path, len(rep.Images), rep.Platforms, rep.Attachments, rep.Blobs, human(rep.Bytes))
 				}
+				for _, b := range rep.Bundles {
+					e.say(c, "bundle %s: CNAB Security level %s\n", b.Ref, b.Level)
+				}
 				if jerr := e.report(c, rep); jerr != nil {
 					return jerr
 				}
@@ -352,6 +357,7 @@ is fast, as everything already present is skipped.`,
 			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
+			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
 			stateFlag, trustFlag, policyFlag, warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -391,12 +397,38 @@ is fast, as everything already present is skipped.`,
 					return fmt.Errorf("writing mapping %s: %w", f, merr)
 				}
 			}
+			if d := c.String("relocation-mapping"); d != "" && err == nil {
+				if merr := writeRelocationMappings(d, rep.Bundles); merr != nil {
+					return merr
+				}
+			}
+			for _, ib := range rep.Bundles {
+				e.say(c, "bundle %s -> %s (bundle.json %s), relocation mapping attached\n", ib.Ref, ib.Target, ib.Digest)
+			}
 			if jerr := e.report(c, rep); jerr != nil {
 				return jerr
 			}
 			return err
 		},
 	})
+}
+
+// writeRelocationMappings writes one CNAB relocation-mapping.json a bundle.
+func writeRelocationMappings(dir string, bundles []relocate.ImportedBundle) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, b := range bundles {
+		data, err := json.MarshalIndent(b.RelocationMapping, "", "  ")
+		if err != nil {
+			return err
+		}
+		name := strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(b.Ref) + ".relocation-mapping.json"
+		if err := atomicfile.WriteFile(filepath.Join(dir, name), append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing the relocation mapping of %s: %w", b.Ref, err)
+		}
+	}
+	return nil
 }
 
 func inspectCmd(e *env) *cli.Command {

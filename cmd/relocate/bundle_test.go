@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/relocate-dev/relocate/bundle"
+	"github.com/relocate-dev/relocate/internal/testimages"
+	"github.com/relocate-dev/relocate/internal/testtuf"
+)
+
+// bundleJSON names images[0] as the invocation image and images[1] and the
+// multi-platform images[3] as components, pinned by contentDigest unless
+// pins overrides a digest.
+func bundleJSON(t *testing.T, pins map[string]string) []byte {
+	t.Helper()
+	pin := func(i int) string {
+		if d, ok := pins[images[i].Ref]; ok {
+			return d
+		}
+		return images[i].Digest
+	}
+	doc := map[string]any{
+		"schemaVersion": "v1.2.0", "name": "shop", "version": "1.0.0",
+		"invocationImages": []any{map[string]any{"imageType": "docker", "image": images[0].Ref, "contentDigest": pin(0), "mediaType": images[0].MediaType}},
+		"images": map[string]any{
+			"web": map[string]any{"imageType": "docker", "image": images[1].Ref, "contentDigest": pin(1), "mediaType": images[1].MediaType},
+			"db":  map[string]any{"imageType": "oci", "image": images[3].Ref, "contentDigest": pin(3), "mediaType": images[3].MediaType},
+		},
+	}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	return b
+}
+
+func writeBundle(t *testing.T, raw []byte) string {
+	p := filepath.Join(t.TempDir(), "bundle.json")
+	os.WriteFile(p, raw, 0o644)
+	return p
+}
+
+// readBundle reads a relocated bundle with go-containerregistry, as a CNAB
+// client reads the cnab-to-oci form, independent of relocate's code paths.
+func readBundle(t *testing.T, ref string) *bundle.Stored {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := remote.Get(r)
+	if err != nil {
+		t.Fatalf("bundle %s: %v", ref, err)
+	}
+	stored, err := bundle.ParseStored(desc.Manifest, func(h v1.Hash) ([]byte, error) {
+		if d, err := remote.Get(r.Context().Digest(h.String())); err == nil {
+			return d.Manifest, nil
+		}
+		l, err := remote.Layer(r.Context().Digest(h.String()))
+		if err != nil {
+			return nil, err
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(rc)
+		return buf.Bytes(), err
+	})
+	if err != nil {
+		t.Fatalf("bundle %s does not read back: %v", ref, err)
+	}
+	return stored
+}
+
+func TestBundleFromFile(t *testing.T) {
+	needRegistries(t)
+	raw := bundleJSON(t, nil)
+	sum := fmt.Sprintf("sha256:%x", sha256.Sum256(raw))
+	ref := "registry.example.com/shop/bundle:1.0.0"
+	path := filepath.Join(t.TempDir(), "site.tar")
+	mustRun(t, "export", "-o", path, "--plain-http", "-q", "--bundle", writeBundle(t, raw)+"="+ref)
+
+	r := mustRun(t, "verify", path, "--json")
+	var vrep struct {
+		Images  []struct{ Ref string }
+		Bundles []struct{ Ref, SecurityLevel string }
+	}
+	json.Unmarshal([]byte(r.stdout), &vrep)
+	if len(vrep.Bundles) != 1 || vrep.Bundles[0].SecurityLevel != "0" || len(vrep.Images) != 4 {
+		t.Fatalf("verify: %+v", vrep)
+	}
+	maps := t.TempDir()
+	mustRun(t, "import", path, "--to", dst.Host+"/cnab", "--plain-http", "--relocation-mapping", maps)
+	moved := dst.Host + "/cnab/shop/bundle"
+	stored := readBundle(t, moved+":1.0.0")
+	if stored.Bundle.Digest.String() != sum || !bytes.Equal(stored.Bundle.Raw, raw) {
+		t.Fatalf("bundle.json at destination: %s, want %s", stored.Bundle.Digest, sum)
+	}
+	for key, i := range map[string]int{"invocation-0": 0, "web": 1, "db": 3} {
+		if got := stored.Images[key].Digest.String(); got != images[i].Digest {
+			t.Errorf("image %s: %s at destination, want %s", key, got, images[i].Digest)
+		}
+	}
+	// The images also keep their own names.
+	checkTag(t, "cnab", images[1])
+	// relocation-mapping.json: every image of the bundle, to the bundle's repository by digest.
+	data, err := os.ReadFile(filepath.Join(maps, "registry.example.com_shop_bundle_1.0.0.relocation-mapping.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]string
+	json.Unmarshal(data, &m)
+	for _, i := range []int{0, 1, 3} {
+		if want := moved + "@" + images[i].Digest; m[images[i].Ref] != want {
+			t.Errorf("mapping[%s] = %q, want %q", images[i].Ref, m[images[i].Ref], want)
+		}
+	}
+	// ... and attached to the bundle.
+	sub, _ := name.NewDigest(moved+"@"+descOf(t, moved, stored.Config.Digest.String()).Digest.String(), name.Insecure)
+	_ = sub
+	idx, _ := name.ParseReference(moved+":1.0.0", name.Insecure)
+	top, _ := remote.Head(idx)
+	refs, err := remote.Referrers(idx.Context().Digest(top.Digest.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, _ := refs.IndexManifest()
+	if len(im.Manifests) != 1 || im.Manifests[0].ArtifactType != "application/vnd.cnab.relocation-mapping.v1+json" {
+		t.Errorf("bundle referrers: %+v", im.Manifests)
+	}
+}
+
+func TestBundleFromRegistry(t *testing.T) {
+	needRegistries(t)
+	raw := bundleJSON(t, nil)
+	b, err := bundle.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Store the bundle the cnab-to-oci way in the source: images copied into
+	// the bundle's repository by digest, bundle.json, the config manifest, the index.
+	repo, _ := name.NewRepository(src.Host+"/stored/shop", name.Insecure)
+	descs := map[string]v1.Descriptor{}
+	for key, i := range map[string]int{"invocation-0": 0, "web": 1, "db": 3} {
+		from, _ := name.ParseReference(images[i].Ref, name.Insecure)
+		d, err := remote.Get(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.MediaType.IsIndex() {
+			idx, _ := d.ImageIndex()
+			err = remote.WriteIndex(repo.Digest(d.Digest.String()), idx)
+		} else {
+			img, _ := d.Image()
+			err = remote.Write(repo.Digest(d.Digest.String()), img)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		descs[key] = d.Descriptor
+	}
+	index, config, err := bundle.BuildStored(b, descs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteLayer(repo, static.NewLayer(raw, bundle.ConfigMediaType)); err != nil {
+		t.Fatal(err)
+	}
+	cd := fmt.Sprintf("sha256:%x", sha256.Sum256(config))
+	if err := remote.Put(repo.Digest(cd), rawManifest(config, types.OCIManifestSchema1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(repo.Tag("1.0.0"), rawManifest(index, types.OCIImageIndex)); err != nil {
+		t.Fatal(err)
+	}
+	indexDigest := fmt.Sprintf("sha256:%x", sha256.Sum256(index))
+
+	path := filepath.Join(t.TempDir(), "site.tar")
+	mustRun(t, "export", "-o", path, "--plain-http", "-q", "--bundle", repo.Tag("1.0.0").String())
+	mustRun(t, "import", path, "--to", dst.Host+"/cnab2", "--plain-http")
+	moved := dst.Host + "/cnab2/stored/shop:1.0.0"
+	if got := headDigest(t, dst.Host, "cnab2/stored/shop", "1.0.0"); got != indexDigest {
+		t.Errorf("bundle index digest %s at destination, want %s (unchanged)", got, indexDigest)
+	}
+	if stored := readBundle(t, moved); stored.Bundle.Digest != b.Digest {
+		t.Errorf("bundle.json digest %s, want %s", stored.Bundle.Digest, b.Digest)
+	}
+}
+
+type rawM struct {
+	raw []byte
+	mt  types.MediaType
+}
+
+func (r rawM) RawManifest() ([]byte, error)        { return r.raw, nil }
+func (r rawM) MediaType() (types.MediaType, error) { return r.mt, nil }
+
+func rawManifest(b []byte, mt types.MediaType) rawM { return rawM{b, mt} }
+
+// TestBundleContentDigestMismatch: an image that is not the manifest its
+// contentDigest pins is refused at export, and nothing is written.
+func TestBundleContentDigestMismatch(t *testing.T) {
+	needRegistries(t)
+	wrong := "sha256:" + strings.Repeat("0", 64)
+	raw := bundleJSON(t, map[string]string{images[1].Ref: wrong})
+	dir := t.TempDir()
+	r := relocateCmd(t, nil, "export", "-o", filepath.Join(dir, "site.tar"), "--plain-http", "--bundle", writeBundle(t, raw)+"=registry.example.com/shop/bundle:1.0.0")
+	if r.code != exitRefused || !strings.Contains(r.stderr, images[1].Ref) || !strings.Contains(r.stderr, wrong) {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("refused export left %v", ents)
+	}
+}
+
+// TestBundleUnderTUF: the bundle is vouched for by a TUF target named after
+// it with bundle.json's hashes; its pinned images are vouched for through it
+// (CNAB Security level 2), and a policy can demand more.
+func TestBundleUnderTUF(t *testing.T) {
+	needRegistries(t)
+	raw := bundleJSON(t, nil)
+	ref := "registry.example.com/shop/bundle:1.0.0"
+	repo, err := testtuf.New(testtuf.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := fmt.Sprintf("%x", sha256.Sum256(raw))
+	repo.AddTarget("targets", ref, sum, int64(len(raw)), nil)
+	repo.Publish()
+	root := filepath.Join(t.TempDir(), "root.json")
+	os.WriteFile(root, repo.Root(1), 0o644)
+	path := filepath.Join(t.TempDir(), "site.tar")
+	mustRun(t, "export", "-o", path, "--plain-http", "-q", "--bundle", writeBundle(t, raw)+"="+ref, "--tuf", "shop="+repo.Serve(t))
+
+	state := t.TempDir()
+	r := mustRun(t, "verify", path, "--state", state, "--trust", "shop="+root, "--json")
+	var rep struct {
+		Bundles []struct{ SecurityLevel string }
+	}
+	json.Unmarshal([]byte(r.stdout), &rep)
+	if len(rep.Bundles) != 1 || rep.Bundles[0].SecurityLevel != "2" {
+		t.Fatalf("security level: %+v\n%s", rep.Bundles, r.stderr)
+	}
+	policy := writePolicy(`{"cnabMinSecurityLevel": 3}`)
+	r = relocateCmd(t, nil, "import", path, "--to", dst.Host+"/cnab3", "--plain-http", "--state", state, "--trust", "shop="+root, "--policy", policy)
+	if r.code != exitRefused || !strings.Contains(r.stderr, "below the policy's minimum 3") {
+		t.Fatalf("import below the minimum level: exit %d\n%s", r.code, r.stderr)
+	}
+	if tags := tagsUnder(t, "cnab3"); len(tags) != 0 {
+		t.Errorf("tagged %v", tags)
+	}
+	// A bundle.json TUF does not vouch for is refused.
+	other := bundleJSON(t, nil)
+	other = bytes.Replace(other, []byte(`"1.0.0"`), []byte(`"1.0.1"`), 1)
+	path2 := filepath.Join(t.TempDir(), "other.tar")
+	mustRun(t, "export", "-o", path2, "--plain-http", "-q", "--bundle", writeBundle(t, other)+"="+ref, "--tuf", "shop="+repo.Serve(t))
+	r = relocateCmd(t, nil, "verify", path2, "--state", state, "--trust", "shop="+root)
+	if r.code != exitRefused || !strings.Contains(r.stderr, "bundle not vouched for") {
+		t.Fatalf("unvouched bundle: exit %d\n%s", r.code, r.stderr)
+	}
+	_ = context.Background
+	_ = testimages.Image{}
+}

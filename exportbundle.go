@@ -1,0 +1,143 @@
+package relocate
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/relocate-dev/relocate/bundle"
+	"github.com/relocate-dev/relocate/layout"
+	"github.com/relocate-dev/relocate/mirror"
+	"github.com/relocate-dev/relocate/verify"
+)
+
+// bundleSource is a --bundle argument: a reference to a bundle stored the
+// cnab-to-oci way, or a bundle.json file with the reference it goes by.
+type bundleSource struct {
+	arg  string
+	file *bundle.Bundle // a thin bundle read from a file
+	ref  string         // the bundle's reference
+}
+
+// parseBundles reads --bundle arguments: FILE[=REF] for a bundle.json file
+// (REF defaults to localhost/<name>:<version>), else a registry reference.
+func parseBundles(args []string) ([]bundleSource, error) {
+	var out []bundleSource
+	for _, a := range args {
+		path, ref, _ := strings.Cut(a, "=")
+		raw, err := os.ReadFile(path)
+		if os.IsNotExist(err) && ref == "" {
+			out = append(out, bundleSource{arg: a, ref: a})
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--bundle %s: %w", a, err)
+		}
+		b, err := bundle.Parse(raw)
+		if err != nil {
+			return nil, verify.Refuse(path, "%v", err)
+		}
+		if ref == "" {
+			ref = "localhost/" + b.Def.Name + ":" + b.Def.Version
+		}
+		out = append(out, bundleSource{arg: a, file: b, ref: ref})
+	}
+	return out, nil
+}
+
+// bundleRefs are the references Walk must resolve for the bundles: the
+// bundle itself when it is in a registry, else every image it names.
+func bundleRefs(srcs []bundleSource) []string {
+	var refs []string
+	for _, s := range srcs {
+		if s.file == nil {
+			refs = append(refs, s.ref)
+			continue
+		}
+		for _, im := range s.file.Images() {
+			refs = append(refs, im.Ref)
+		}
+	}
+	return refs
+}
+
+// addBundles records every bundle in the table of contents after the walk.
+// A bundle from a registry was walked as an index; one from a file gets its
+// cnab-to-oci form built here around the images the walk resolved, each of
+// which must be the manifest its contentDigest pins, if any.
+func addBundles(c *mirror.Client, srcs []bundleSource, g *mirror.Graph, toc *layout.TOC) error {
+	images := map[string]layout.Image{}
+	for _, im := range g.Images {
+		images[im.Ref] = im
+	}
+	for _, s := range srcs {
+		ref, err := c.ParseReference(s.ref)
+		if err != nil {
+			return fmt.Errorf("bundle reference %q: %w", s.ref, err)
+		}
+		if s.file == nil {
+			im := images[ref.Name()]
+			stored, err := bundle.ParseStored(g.Blobs[im.Digest].Data, func(h v1.Hash) ([]byte, error) {
+				if n, ok := g.Blobs[h]; ok && n.Data != nil {
+					return n.Data, nil
+				}
+				return nil, fmt.Errorf("%s not in the graph", h)
+			})
+			if err != nil {
+				return verify.Refuse(s.ref, "not a CNAB bundle in the cnab-to-oci form: %v", err)
+			}
+			toc.Bundles = append(toc.Bundles, entry(ref.Name(), stored.Bundle, func(key string) (v1.Hash, bool) {
+				d, ok := stored.Images[key]
+				return d.Digest, ok
+			}))
+			continue
+		}
+		b := s.file
+		descs := map[string]v1.Descriptor{}
+		for _, bi := range b.Images() {
+			r, err := c.ParseReference(bi.Ref)
+			if err != nil {
+				return fmt.Errorf("bundle %s: image %s: %w", s.ref, bi.Key, err)
+			}
+			im := images[r.Name()]
+			if bi.ContentDigest != "" && bi.ContentDigest != im.Digest.String() {
+				return verify.Refuse(bi.Ref, "bundle %s pins %s to %s, but the registry serves %s", s.ref, bi.Key, bi.ContentDigest, im.Digest)
+			}
+			descs[bi.Key] = v1.Descriptor{MediaType: types.MediaType(im.MediaType), Size: im.Size, Digest: im.Digest}
+		}
+		index, config, err := bundle.BuildStored(b, descs)
+		if err != nil {
+			return err
+		}
+		idx := addSmall(g, index, string(types.OCIImageIndex), layout.KindIndex)
+		addSmall(g, config, string(types.OCIManifestSchema1), layout.KindManifest)
+		addSmall(g, b.Raw, bundle.ConfigMediaType, layout.KindConfig)
+		toc.Images = append(toc.Images, layout.Image{Ref: ref.Name(), Digest: idx, MediaType: string(types.OCIImageIndex), Size: int64(len(index))})
+		toc.Bundles = append(toc.Bundles, entry(ref.Name(), b, func(key string) (v1.Hash, bool) {
+			d, ok := descs[key]
+			return d.Digest, ok
+		}))
+	}
+	return nil
+}
+
+func entry(ref string, b *bundle.Bundle, digest func(key string) (v1.Hash, bool)) layout.Bundle {
+	e := layout.Bundle{Ref: ref, Digest: b.Digest, Size: int64(len(b.Raw))}
+	for _, bi := range b.Images() {
+		d, _ := digest(bi.Key)
+		e.Images = append(e.Images, layout.BundleImage{Key: bi.Key, Ref: bi.Ref, Digest: d, Pinned: bi.ContentDigest != ""})
+	}
+	return e
+}
+
+// addSmall adds metadata made here (not fetched) to the graph.
+func addSmall(g *mirror.Graph, data []byte, mediaType string, kind layout.Kind) v1.Hash {
+	h, _, _ := v1.SHA256(bytes.NewReader(data))
+	if _, ok := g.Blobs[h]; !ok {
+		g.Blobs[h] = &mirror.Node{Blob: layout.Blob{Digest: h, Size: int64(len(data)), MediaType: mediaType, Kind: kind}, Data: data}
+	}
+	return h
+}
