@@ -13,7 +13,7 @@ demo: deps build
 
 # Unit tests and end-to-end tests against real registries on 127.0.0.1.
 test: deps
-	RELOCATE_REQUIRE_REGISTRY=1 $(GO) test -count=1 ./...
+	RELOCATE_REQUIRE_REGISTRY=1 RELOCATE_REQUIRE_NOTARY=1 $(GO) test -count=1 ./...
 
 test-unit:
 	$(GO) test -count=1 -short ./...
@@ -23,12 +23,13 @@ test-unit:
 bench: deps build
 	$(GO) run ./internal/bench -out docs/benchmarks.md
 
-# The registry the tests and the demo run (Debian's CNCF distribution), and
-# skopeo for the benchmark's comparison.
+# The registry the tests and the demo run (Debian's CNCF distribution), the
+# notary server and client for the Notary v1 tests, and skopeo for the
+# benchmark's comparison.
 deps:
-	@command -v docker-registry >/dev/null 2>&1 || test -x /usr/bin/docker-registry || { \
+	@{ test -x /usr/bin/docker-registry && command -v notary-server >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo notary; }
 
 clean:
 	rm -rf bin

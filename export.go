@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,12 +15,14 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/internal/atomicfile"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/tufstore"
+	"github.com/relocate-dev/relocate/tufstore/notary"
 	"github.com/relocate-dev/relocate/verify"
 	"golang.org/x/sync/errgroup"
 )
@@ -42,6 +46,8 @@ type ExportOptions struct {
 	Bundles []string
 	// TUF lists repositories whose metadata chains travel with the images.
 	TUF []TUFSource
+	// Notary lists Notary v1 GUNs whose trust data travels with the images.
+	Notary []NotarySource
 	// WarnExpiry warns when carried metadata expires within this long
 	// (media may travel for days).
 	WarnExpiry time.Duration
@@ -62,9 +68,17 @@ type ExportReport struct {
 	Bytes       int64            `json:"bytes"`
 	ArchiveSize int64            `json:"archiveSize,omitempty"`
 	TUF         []layout.TUFRepo `json:"tuf,omitempty"`
+	Notary      []layout.TUFRepo `json:"notary,omitempty"`
 	// Expires is the earliest expiry of any carried TUF role.
 	Expires  *time.Time `json:"expires,omitempty"`
 	Warnings []string   `json:"warnings,omitempty"`
+}
+
+// NotarySource is a Notary v1 GUN to carry, from a notary server; CA, if
+// set, is the PEM the server's TLS certificate chains to.
+type NotarySource struct {
+	GUN, Server string
+	CA          []byte
 }
 
 // TUFSource is a TUF repository to carry. With Root, export runs the TUF
@@ -112,6 +126,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if toc.TUF, err = collectTUF(ctx, o, g); err != nil {
 		return nil, err
 	}
+	if toc.Notary, err = collectNotary(ctx, o, g); err != nil {
+		return nil, err
+	}
 	for _, n := range g.Blobs {
 		toc.Blobs = append(toc.Blobs, n.Blob)
 	}
@@ -148,8 +165,8 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	}
 
 	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments),
-		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Bundles: toc.Bundles}
-	rep.Expires, rep.Warnings = expiry(toc.TUF, o.WarnExpiry, time.Now(), rep.Warnings)
+		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Notary: toc.Notary, Bundles: toc.Bundles}
+	rep.Expires, rep.Warnings = expiry(append(append([]layout.TUFRepo(nil), toc.TUF...), toc.Notary...), o.WarnExpiry, time.Now(), rep.Warnings)
 	prog.Stage("export", toc.TotalBytes())
 	defer prog.Done()
 
@@ -291,12 +308,56 @@ func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph) ([]layout
 		if err != nil {
 			return nil, err
 		}
-		repo.Manifest = p.Digest
-		for _, b := range p.Blobs {
-			if _, ok := g.Blobs[b.Digest]; !ok {
-				g.Blobs[b.Digest] = &mirror.Node{Blob: b, Data: p.Data[b.Digest]}
-			}
+		repo.Manifest = addPacked(g, p)
+		out = append(out, repo)
+	}
+	return out, nil
+}
+
+// addPacked adds metadata packed here to the graph and returns its manifest.
+func addPacked(g *mirror.Graph, p *layout.Packed) v1.Hash {
+	for _, b := range p.Blobs {
+		if _, ok := g.Blobs[b.Digest]; !ok {
+			g.Blobs[b.Digest] = &mirror.Node{Blob: b, Data: p.Data[b.Digest]}
 		}
+	}
+	return p.Digest
+}
+
+// collectNotary fetches every GUN's trust data from its notary server and
+// adds it to the graph. Verification happens at the site, from its pins.
+func collectNotary(ctx context.Context, o ExportOptions, g *mirror.Graph) ([]layout.TUFRepo, error) {
+	var out []layout.TUFRepo
+	for _, src := range o.Notary {
+		hc := o.HTTPClient
+		if len(src.CA) > 0 {
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(src.CA) {
+				return nil, fmt.Errorf("notary %s: no PEM certificate in the CA file", src.GUN)
+			}
+			t := http.DefaultTransport.(*http.Transport).Clone()
+			t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+			hc = &http.Client{Transport: t}
+		}
+		if hc == nil {
+			hc = &http.Client{}
+		}
+		chain, err := notary.Collect(ctx, hc, src.Server, src.GUN)
+		if err != nil {
+			return nil, err
+		}
+		repo := layout.TUFRepo{Name: src.GUN, URL: src.Server}
+		for _, r := range chain.Roles {
+			repo.Roles = append(repo.Roles, layout.TUFRole{Role: r.Role, Version: r.Version, Expires: r.Expires, File: r.File})
+		}
+		p, err := layout.PackTrust(layout.NotaryArtifactType, src.GUN, src.Server, chain.Files)
+		if err != nil {
+			return nil, err
+		}
+		repo.Manifest = addPacked(g, p)
 		out = append(out, repo)
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package relocate
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,9 +18,11 @@ import (
 type TrustOptions struct {
 	// StateDir holds the site's trusted TUF state (DefaultStateDir if empty).
 	StateDir string
-	// Pins are roots obtained out of band, for repositories the state does
-	// not know yet (never trust on first use).
+	// Pins are roots obtained out of band, for repositories (and Notary
+	// GUNs) the state does not know yet (never trust on first use).
 	Pins map[string][]byte
+	// PinCAs are PEM certificates a Notary GUN's root certificates must chain to.
+	PinCAs map[string][]byte
 	// Policy is the site's policy file, if any.
 	Policy *verify.Policy
 	// Now is the local clock (time.Now if zero).
@@ -48,7 +51,9 @@ type TrustReport struct {
 }
 
 // applies reports whether the archive or the site asks for trust checks.
-func (s *source) trustApplies(o TrustOptions) bool { return len(s.toc.TUF) > 0 || o.Policy != nil }
+func (s *source) trustApplies(o TrustOptions) bool {
+	return len(s.toc.TUF) > 0 || len(s.toc.Notary) > 0 || o.Policy != nil
+}
 
 // trust verifies the archive's TUF chains and binds its images, recording
 // problems in s.ps. It reads the state; it never writes it.
@@ -70,7 +75,25 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		}
 		repos[r.Name] = files
 	}
-	res := verify.Trust(verify.TrustInput{Repos: repos, State: state, Pins: o.Pins, Policy: o.Policy, Now: now, Images: s.toc.Images, Bundles: s.toc.Bundles}, s.ps)
+	notaries := map[string]map[string][]byte{}
+	for _, r := range s.toc.Notary {
+		files, err := layout.UnpackTrust(layout.NotaryArtifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.small[h]; return b, ok })
+		if err != nil {
+			s.ps.Add("notary:"+r.Name, "%v", err)
+			continue
+		}
+		notaries[r.Name] = files
+	}
+	cas := map[string]*x509.CertPool{}
+	for gun, pem := range o.PinCAs {
+		pool, err := verify.ParseCAs(pem)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--trust-ca %s: %w", gun, err)
+		}
+		cas[gun] = pool
+	}
+	res := verify.Trust(verify.TrustInput{Repos: repos, Notary: notaries, State: state, Pins: o.Pins, PinCAs: cas, Policy: o.Policy, Now: now,
+		Images: s.toc.Images, Bundles: s.toc.Bundles}, s.ps)
 	rep := &TrustReport{TrustResult: res, StateDir: store.Dir()}
 	var roles []layout.TUFRepo
 	for _, rt := range res.Repositories {
@@ -92,7 +115,7 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 	}
 	for _, rt := range res.Repositories {
 		if rt.NewState != nil && rt.NewState.Files != nil {
-			next[rt.Name] = rt.NewState
+			next[rt.StateName] = rt.NewState
 		}
 	}
 	return rep, next, nil

@@ -258,6 +258,16 @@ func ParseTOC(b []byte) (*TOC, error) {
 			return nil, fmt.Errorf("%s: TUF repository %s: its manifest %s is not among the blobs", TOCFile, r.Name, r.Manifest)
 		}
 	}
+	guns := map[string]bool{}
+	for _, r := range t.Notary {
+		if r.Name == "" || len(r.Name) > 255 || strings.ContainsAny(r.Name, " \t\n\\") || strings.Contains(r.Name, "..") || guns[r.Name] {
+			return nil, fmt.Errorf("%s: Notary GUN %q is invalid or listed twice", TOCFile, r.Name)
+		}
+		guns[r.Name] = true
+		if !seen[r.Manifest] {
+			return nil, fmt.Errorf("%s: Notary GUN %s: its manifest %s is not among the blobs", TOCFile, r.Name, r.Manifest)
+		}
+	}
 	refs := map[string]bool{}
 	for _, im := range t.Images {
 		refs[im.Ref] = true

@@ -12,14 +12,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// TUF metadata travels as OCI content: one artifact manifest per repository,
-// each metadata file a blob named by its title annotation.
+// Trust metadata (a TUF repository's chain, a Notary v1 GUN's trust data)
+// travels as OCI content: one artifact manifest per repository, each
+// metadata file a blob named by its title annotation.
 const (
-	TUFArtifactType   = "application/vnd.relocate.tuf.repository.v1"
-	TUFFileMediaType  = "application/vnd.relocate.tuf.metadata.v1+json"
-	AnnotationTitle   = "org.opencontainers.image.title"
-	AnnotationTUFName = "dev.relocate.tuf.name"
-	AnnotationTUFURL  = "dev.relocate.tuf.url"
+	TUFArtifactType    = "application/vnd.relocate.tuf.repository.v1"
+	NotaryArtifactType = "application/vnd.relocate.notary.trustdata.v1"
+	TUFFileMediaType   = "application/vnd.relocate.tuf.metadata.v1+json"
+	AnnotationTitle    = "org.opencontainers.image.title"
+	AnnotationTUFName  = "dev.relocate.tuf.name"
+	AnnotationTUFURL   = "dev.relocate.tuf.url"
 )
 
 // TUFRepo lists one TUF repository's (or Notary GUN's) metadata in the

@@ -209,8 +209,16 @@ func fetch(ctx context.Context, client *http.Client, u string, max int64) ([]byt
 	return b, nil
 }
 
-// CheckName accepts repository names that are safe as file names.
+// CheckName accepts repository names that are safe as file names. Names
+// starting with "notary." are kept for Notary v1 GUNs' state.
 func CheckName(name string) error {
+	if strings.HasPrefix(name, "notary.") {
+		return fmt.Errorf("TUF repository name %q: names starting with \"notary.\" are reserved", name)
+	}
+	return checkStateName(name)
+}
+
+func checkStateName(name string) error {
 	if name == "" || name == "." || name == ".." || len(name) > 128 || strings.IndexFunc(name, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
 	}) >= 0 {

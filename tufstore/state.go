@@ -111,7 +111,7 @@ func (s *Store) Load() (map[string]*RepoState, error) {
 	}
 	out := map[string]*RepoState{}
 	for _, r := range repos {
-		if !r.IsDir() || CheckName(r.Name()) != nil {
+		if !r.IsDir() || checkStateName(r.Name()) != nil {
 			continue
 		}
 		rs := &RepoState{Files: map[string][]byte{}}
@@ -153,7 +153,7 @@ func (s *Store) Commit(state map[string]*RepoState) error {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if err := CheckName(name); err != nil {
+		if err := checkStateName(name); err != nil {
 			return err
 		}
 		rd := filepath.Join(gen, name)

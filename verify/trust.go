@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/relocate-dev/relocate/bundle"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/tufstore"
+	"github.com/relocate-dev/relocate/tufstore/notary"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -21,6 +23,9 @@ type TrustInput struct {
 	Repos  map[string]map[string][]byte   // TUF repository name → metadata files, from the archive
 	State  map[string]*tufstore.RepoState // what earlier imports recorded
 	Pins   map[string][]byte              // roots pinned on the command line (--trust)
+	PinCAs map[string]*x509.CertPool      // CAs a Notary GUN's root certificates must chain to (--trust-ca)
+	// Notary holds each GUN's Notary v1 trust data, from the archive.
+	Notary map[string]map[string][]byte
 	Policy *Policy
 	Now    time.Time
 	Images []layout.Image
@@ -37,6 +42,8 @@ type RepoTrust struct {
 	Before   map[string]int64    `json:"before"`
 	After    map[string]int64    `json:"after"`
 	NewState *tufstore.RepoState `json:"-"`
+	// StateName is where the site keeps this repository's state.
+	StateName string `json:"-"`
 }
 
 // Vouch says who vouched for an image.
@@ -99,15 +106,28 @@ func Trust(in TrustInput, ps *Problems) *TrustResult {
 		sessions[name] = s
 		res.Repositories = append(res.Repositories, *rt)
 	}
+	notaries := map[string]*notary.Result{}
+	for _, gun := range sortedKeys(in.Notary) {
+		nr, rt, err := notaryRepo(gun, in.Notary[gun], in)
+		if err != nil {
+			ps.Add("notary:"+gun, "%v", err)
+			continue
+		}
+		notaries[gun] = nr
+		res.Repositories = append(res.Repositories, *rt)
+	}
 	if ps.Len() > 0 {
 		return res
 	}
-	res.Images, res.Bundles = bindAll(in, sessions, ps)
+	res.Images, res.Bundles = bindAll(in, sessions, notaries, ps)
 	// Delegated roles were loaded during the lookups, at a reference time that
 	// a grace may have moved back: they must be unexpired now.
 	for i := range res.Repositories {
 		rt := &res.Repositories[i]
-		s := sessions[rt.Name]
+		s, ok := sessions[rt.Name]
+		if !ok {
+			continue // a Notary GUN, complete already
+		}
 		for _, role := range s.Expired(in.Now) {
 			ps.Add("tuf:"+rt.Name, "role %s is expired (no grace applies to root or targets roles)", role)
 		}
@@ -129,7 +149,7 @@ func Trust(in TrustInput, ps *Problems) *TrustResult {
 func openRepo(name string, in TrustInput) (*tufstore.Session, *RepoTrust, error) {
 	state, known := in.State[name]
 	pin, pinned := in.Pins[name]
-	rt := &RepoTrust{Name: name, Before: map[string]int64{}}
+	rt := &RepoTrust{Name: name, StateName: name, Before: map[string]int64{}}
 	var trusted tufstore.Trusted
 	switch {
 	case known && pinned && !tufstore.SameRoot(pin, state.Pinned) && !tufstore.SameRoot(pin, state.Files["root.json"]):
@@ -192,7 +212,7 @@ func expiredRole(err error) string {
 // bindAll binds bundles (through bundle.json) and then images: an image no
 // target vouches for is still vouched for when a vouched bundle pins its
 // digest (contentDigest), as CNAB Security intends.
-func bindAll(in TrustInput, sessions map[string]*tufstore.Session, ps *Problems) ([]ImageTrust, []BundleTrust) {
+func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[string]*notary.Result, ps *Problems) ([]ImageTrust, []BundleTrust) {
 	isBundle := map[string]bool{}
 	pinnedBy := map[v1.Hash]string{}
 	var bundles []BundleTrust
@@ -215,6 +235,20 @@ func bindAll(in TrustInput, sessions map[string]*tufstore.Session, ps *Problems)
 	var images []ImageTrust
 	for _, im := range in.Images {
 		if isBundle[im.Ref] {
+			continue
+		}
+		// Notary trust data for the image's GUN decides, when the archive carries it.
+		if v, found, why := notaryVouch(im, notaries); found {
+			if why != "" {
+				ps.Add(im.Ref, "not vouched for: %s", why)
+			} else {
+				vouched[im.Digest] = true
+			}
+			it := ImageTrust{Ref: im.Ref}
+			if v != nil {
+				it.VouchedBy = []Vouch{*v}
+			}
+			images = append(images, it)
 			continue
 		}
 		it, why := bind(im, in, sessions)
@@ -327,6 +361,15 @@ func satisfy(im layout.Image, m Mapping, sessions map[string]*tufstore.Session) 
 		vouches = append(vouches, Vouch{Repository: repo, Role: r.Role, Version: roleVersion(s, r.Role)})
 	}
 	return vouches, ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func hashMatches(h metadata.Hashes, im layout.Image) bool {

@@ -81,7 +81,8 @@ var (
 	jobsFlag      = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: relocate.DefaultJobs(), Usage: "parallel transfers"}
 	warnFlag      = &cli.DurationFlag{Name: "warn-expiry", Value: 72 * time.Hour, Usage: "warn when TUF metadata expires within this long (media may travel for days)"}
 	stateFlag     = &cli.StringFlag{Name: "state", Usage: "the site's trusted TUF state `DIR` (default " + relocate.DefaultStateDir() + ")"}
-	trustFlag     = &cli.StringSliceFlag{Name: "trust", Usage: "pin the root of TUF repository NAME, obtained out of band: `NAME=root.json` (repeatable; needed the first time only)"}
+	trustFlag     = &cli.StringSliceFlag{Name: "trust", Usage: "pin the root of TUF repository (or Notary GUN) NAME, obtained out of band: `NAME=root.json` (repeatable; needed the first time only)"}
+	trustCAFlag   = &cli.StringSliceFlag{Name: "trust-ca", Usage: "pin a Notary GUN by the CA its root certificates must chain to: `GUN=ca.pem` (repeatable)"}
 	policyFlag    = &cli.StringFlag{Name: "policy", Usage: "the site's policy `FILE` (TAP 4 mapping, roles that must each vouch, expiry grace; see docs/trust.md)"}
 )
 
@@ -98,6 +99,18 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 			return o, fmt.Errorf("--trust %s: %w", name, err)
 		}
 		o.Pins[name] = b
+	}
+	cas, err := nameValues(c.StringSlice("trust-ca"), "--trust-ca")
+	if err != nil {
+		return o, err
+	}
+	o.PinCAs = map[string][]byte{}
+	for gun, file := range cas {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return o, fmt.Errorf("--trust-ca %s: %w", gun, err)
+		}
+		o.PinCAs[gun] = b
 	}
 	if f := c.String("policy"); f != "" {
 		if o.Policy, err = verify.LoadPolicy(f); err != nil {
@@ -140,7 +153,11 @@ func (e *env) sayTrust(c *cli.Context, tr *relocate.TrustReport) {
 		if r.Pinned {
 			pinned = ", root pinned now"
 		}
-		e.say(c, "tuf %s%s: %s\n", r.Name, pinned, strings.Join(parts, ", "))
+		kind := "tuf "
+		if strings.HasPrefix(r.Name, "notary:") {
+			kind = ""
+		}
+		e.say(c, "%s%s%s: %s\n", kind, r.Name, pinned, strings.Join(parts, ", "))
 	}
 	for _, im := range tr.Images {
 		var by []string
@@ -236,6 +253,8 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringSliceFlag{Name: "bundle", Usage: "carry a CNAB bundle: a reference to one stored the cnab-to-oci way, or `FILE[=REF]` for a bundle.json (REF defaults to localhost/NAME:VERSION) (repeatable)"},
 			&cli.StringSliceFlag{Name: "tuf", Usage: "carry the metadata chain of TUF repository `NAME=URL` (repeatable)"},
 			&cli.StringSliceFlag{Name: "tuf-root", Usage: "verify repository NAME from this trusted root before packing it: `NAME=FILE`"},
+			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
+			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
 			warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
@@ -267,11 +286,15 @@ is compressed; "-o -" writes to stdout.`,
 			if err != nil {
 				return err
 			}
+			notaries, err := notarySources(c)
+			if err != nil {
+				return err
+			}
 			b := e.progress(c)
 			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
-				TUF: tufs, WarnExpiry: c.Duration("warn-expiry"),
+				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
 				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
 			})
 			b.wait()
@@ -287,6 +310,9 @@ is compressed; "-o -" writes to stdout.`,
 					state = "verified from the given root"
 				}
 				e.say(c, "tuf %s: %d metadata roles from %s, %s\n", r.Name, len(r.Roles), r.URL, state)
+			}
+			for _, r := range rep.Notary {
+				e.say(c, "notary %s: %d roles from %s (verified at the site, from its pinned root)\n", r.Name, len(r.Roles), r.URL)
 			}
 			if rep.Expires != nil {
 				e.say(c, "earliest TUF expiry: %s\n", rep.Expires.Format(time.RFC3339))
@@ -308,7 +334,7 @@ index.json and the table of contents agree. Exits 0 with a summary, or names
 every problem and exits 3.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "require-signatures", Usage: "refuse (exit 3) when an image has no signature attached"},
-			stateFlag, trustFlag, policyFlag, warnFlag, jobsFlag, jsonFlag, quietFlag,
+			stateFlag, trustFlag, trustCAFlag, policyFlag, warnFlag, jobsFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
@@ -358,7 +384,7 @@ is fast, as everything already present is skipped.`,
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
-			stateFlag, trustFlag, policyFlag, warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
+			stateFlag, trustFlag, trustCAFlag, policyFlag, warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
@@ -509,6 +535,25 @@ func tufSources(c *cli.Context) ([]relocate.TUFSource, error) {
 		return nil, usagef("--tuf-root %s given without --tuf %s=URL", name, name)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func notarySources(c *cli.Context) ([]relocate.NotarySource, error) {
+	servers, err := nameValues(c.StringSlice("notary"), "--notary")
+	if err != nil {
+		return nil, err
+	}
+	var ca []byte
+	if f := c.String("notary-ca"); f != "" {
+		if ca, err = os.ReadFile(f); err != nil {
+			return nil, fmt.Errorf("--notary-ca: %w", err)
+		}
+	}
+	var out []relocate.NotarySource
+	for gun, server := range servers {
+		out = append(out, relocate.NotarySource{GUN: gun, Server: server, CA: ca})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GUN < out[j].GUN })
 	return out, nil
 }
 

@@ -4,196 +4,30 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/relocate-dev/relocate/internal/testnotary"
 )
 
-// notaryServer is a notary-signer plus notary-server on loopback with TLS
-// from a throwaway CA and memory storage, and a notary client set up for it.
-type notaryServer struct {
-	url      string
-	dir      string
-	caFile   string
-	client   *http.Client
-	trustDir string
-}
-
-// startNotary starts the pair (as /work/shared/testbed/notary.sh does) and
-// stops both process groups when the test ends. It skips when the binaries
-// are missing, unless RELOCATE_REQUIRE_NOTARY=1.
-func startNotary(t *testing.T) *notaryServer {
-	t.Helper()
-	for _, bin := range []string{"notary", "notary-server", "notary-signer"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("RELOCATE_REQUIRE_NOTARY") == "1" {
-				t.Fatalf("%s not found and RELOCATE_REQUIRE_NOTARY=1 (apt-get install notary)", bin)
-			}
-			t.Skipf("%s not found (apt-get install notary)", bin)
-		}
-	}
-	dir := t.TempDir()
-	s := &notaryServer{dir: dir, caFile: filepath.Join(dir, "ca.crt"), trustDir: filepath.Join(dir, "trust")}
-	ca, caKey := writeCA(t, s.caFile)
-	for _, n := range []string{"notary-server", "notary-signer"} {
-		writeLeaf(t, dir, n, ca, caKey)
-	}
-	sport, gport := freePort(t), freePort(t)
-	s.url = fmt.Sprintf("https://127.0.0.1:%d", sport)
-	writeJSON(t, filepath.Join(dir, "signer.json"), map[string]any{
-		"server": map[string]any{"grpc_addr": fmt.Sprintf("127.0.0.1:%d", gport),
-			"tls_cert_file": filepath.Join(dir, "notary-signer.crt"), "tls_key_file": filepath.Join(dir, "notary-signer.key"),
-			"client_ca_file": s.caFile},
-		"logging": map[string]any{"level": "info"}, "storage": map[string]any{"backend": "memory"},
-	})
-	writeJSON(t, filepath.Join(dir, "server.json"), map[string]any{
-		"server": map[string]any{"http_addr": fmt.Sprintf("127.0.0.1:%d", sport),
-			"tls_cert_file": filepath.Join(dir, "notary-server.crt"), "tls_key_file": filepath.Join(dir, "notary-server.key")},
-		"trust_service": map[string]any{"type": "remote", "hostname": "127.0.0.1", "port": fmt.Sprint(gport),
-			"key_algorithm": "ecdsa", "tls_ca_file": s.caFile,
-			"tls_client_cert": filepath.Join(dir, "notary-server.crt"), "tls_client_key": filepath.Join(dir, "notary-server.key")},
-		"logging": map[string]any{"level": "info"}, "storage": map[string]any{"backend": "memory"},
-	})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
-	s.client = &http.Client{Timeout: 10 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-
-	// The signer must listen before the server starts: a server that finds
-	// no signer backs its gRPC connection off and answers key requests with
-	// 500 for a while, even though its health endpoint says OK.
-	startDaemon(t, dir, "notary-signer")
-	waitFor(t, dir, "notary-signer listening", func() bool {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", gport), time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	startDaemon(t, dir, "notary-server")
-	get := func(path string) bool {
-		resp, err := s.client.Get(s.url + path)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-	waitFor(t, dir, "notary-server healthy", func() bool { return get("/_notary_server/health") })
-	// Really ready when it can hand out a timestamp key, which needs the signer.
-	waitFor(t, dir, "notary-server serving keys", func() bool {
-		return get("/v2/readiness.example/probe/_trust/tuf/timestamp.key")
-	})
-	return s
-}
-
-func waitFor(t *testing.T, dir, what string, ready func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !ready(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			server, _ := os.ReadFile(filepath.Join(dir, "notary-server.log"))
-			signer, _ := os.ReadFile(filepath.Join(dir, "notary-signer.log"))
-			t.Fatalf("not %s within 30s\nserver: %s\nsigner: %s", what, tail(server), tail(signer))
-		}
-	}
-}
-
-func startDaemon(t *testing.T, dir, name string) {
-	t.Helper()
-	logf, err := os.Create(filepath.Join(dir, name+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(name, "-config", filepath.Join(dir, strings.TrimPrefix(name, "notary-")+".json"), "-logf", "logfmt")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		// Its own process group: kill exactly what this test started.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
-	})
-}
-
-// notary runs the real notary client against the server.
-func (s *notaryServer) notary(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("notary", append([]string{"-s", s.url, "--tlscacert", s.caFile, "-d", s.trustDir}, args...)...)
-	cmd.Env = append(os.Environ(), "HOME="+s.dir,
-		"NOTARY_ROOT_PASSPHRASE=test-root", "NOTARY_TARGETS_PASSPHRASE=test-targets",
-		"NOTARY_SNAPSHOT_PASSPHRASE=test-snapshot", "NOTARY_DELEGATION_PASSPHRASE=test-delegation")
-	cmd.Stdin = strings.NewReader("yes\n") // root rotation asks to confirm
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("notary %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func (s *notaryServer) collect(t *testing.T, gun string) *Chain {
+func collect(t *testing.T, s *testnotary.Server, gun string) *Chain {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := Collect(ctx, s.client, s.url, gun)
+	c, err := Collect(ctx, s.Client, s.URL, gun)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func writeCA(t *testing.T, file string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key := newECDSASigner(t)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relocate test notary CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	writePEM(t, file, "CERTIFICATE", der)
-	return cert, key
-}
-
-func writeLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) {
-	t.Helper()
-	key := newECDSASigner(t)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{name, "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, filepath.Join(dir, name+".crt"), "CERTIFICATE", der)
-	writeECKey(t, filepath.Join(dir, name+".key"), key)
 }
 
 // writeDelegationKey makes what `docker trust signer add` takes: a P-256 key
@@ -230,34 +64,6 @@ func writePEM(t *testing.T, file, typ string, der []byte) {
 	}
 }
 
-func writeJSON(t *testing.T, file string, v any) {
-	t.Helper()
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func tail(b []byte) string {
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
-}
-
 // canonicalID is the ID the notary CLI shows for an x509 delegation key:
 // that of the bare public key, not of the certificate.
 func canonicalID(t *testing.T, cert *x509.Certificate) string {
@@ -274,35 +80,35 @@ func hexDigest(d [32]byte) string { return fmt.Sprintf("%x", d[:]) }
 // TestNotaryServer publishes with the real notary client, collects from the
 // real notary-server and verifies, then checks each refusal on that data.
 func TestNotaryServer(t *testing.T) {
-	srv := startNotary(t)
+	srv := testnotary.Start(t)
 	const gunA, gunB = "registry.example:5000/relocate/app", "registry.example:5000/relocate/other"
-	relCert, relKey, relX509 := writeDelegationKey(t, srv.dir, "releases")
+	relCert, relKey, relX509 := writeDelegationKey(t, srv.Dir, "releases")
 
 	// As `docker trust` does: keys made locally, snapshot key moved to the
 	// server, targets/releases delegation holding the tag, and the same tag
 	// with another digest in targets (so the preference is visible).
-	srv.notary(t, "init", "-p", gunA)
-	srv.notary(t, "key", "rotate", gunA, "snapshot", "-r")
-	srv.notary(t, "delegation", "add", "-p", gunA, roleReleases, relCert, "--all-paths")
-	srv.notary(t, "key", "import", relKey, "--role", roleReleases, "--gun", gunA)
-	srv.notary(t, "addhash", gunA, "v1", "1234", "--sha256", hexDigest(digestRel), "-r", roleReleases)
-	srv.notary(t, "addhash", gunA, "v1", "4321", "--sha256", hexDigest(digestTop))
-	srv.notary(t, "addhash", gunA, "only-top", "77", "--sha256", hexDigest(digestTop))
-	srv.notary(t, "publish", gunA)
-	first := srv.collect(t, gunA)
+	srv.Notary(t, "init", "-p", gunA)
+	srv.Notary(t, "key", "rotate", gunA, "snapshot", "-r")
+	srv.Notary(t, "delegation", "add", "-p", gunA, roleReleases, relCert, "--all-paths")
+	srv.Notary(t, "key", "import", relKey, "--role", roleReleases, "--gun", gunA)
+	srv.Notary(t, "addhash", gunA, "v1", "1234", "--sha256", hexDigest(digestRel), "-r", roleReleases)
+	srv.Notary(t, "addhash", gunA, "v1", "4321", "--sha256", hexDigest(digestTop))
+	srv.Notary(t, "addhash", gunA, "only-top", "77", "--sha256", hexDigest(digestTop))
+	srv.Notary(t, "publish", gunA)
+	first := collect(t, srv, gunA)
 
 	// Rotations: the targets key (client side) and the root key, then
 	// another publish that leaves the root alone.
-	srv.notary(t, "key", "rotate", gunA, "targets")
-	srv.notary(t, "key", "rotate", gunA, "root")
-	srv.notary(t, "publish", gunA)
-	rotated := srv.collect(t, gunA)
-	srv.notary(t, "addhash", "-p", gunA, "v2", "555", "--sha256", hexDigest(digestTop))
-	cur := srv.collect(t, gunA)
+	srv.Notary(t, "key", "rotate", gunA, "targets")
+	srv.Notary(t, "key", "rotate", gunA, "root")
+	srv.Notary(t, "publish", gunA)
+	rotated := collect(t, srv, gunA)
+	srv.Notary(t, "addhash", "-p", gunA, "v2", "555", "--sha256", hexDigest(digestTop))
+	cur := collect(t, srv, gunA)
 
-	srv.notary(t, "init", "-p", gunB)
-	srv.notary(t, "addhash", "-p", gunB, "v1", "10", "--sha256", hexDigest(digestTop))
-	other := srv.collect(t, gunB)
+	srv.Notary(t, "init", "-p", gunB)
+	srv.Notary(t, "addhash", "-p", gunB, "v1", "10", "--sha256", hexDigest(digestTop))
+	other := collect(t, srv, gunB)
 
 	now := time.Now()
 	pinned := Trusted{Root: first.Files["1.root.json"]}
@@ -314,18 +120,18 @@ func TestNotaryServer(t *testing.T) {
 				t.Errorf("collected no %s", f)
 			}
 		}
-		if cur.Files["5.root.json"] != nil || cur.GUN != gunA || cur.Server != srv.url {
+		if cur.Files["5.root.json"] != nil || cur.GUN != gunA || cur.Server != srv.URL {
 			t.Errorf("chain: GUN %q server %q, 5.root.json %v", cur.GUN, cur.Server, cur.Files["5.root.json"] != nil)
 		}
 		if r := cur.Roles[0]; r.Role != roleRoot || r.Version != 4 || r.File != fileRoot {
 			t.Errorf("first role %+v, want root version 4", r)
 		}
-		if _, err := Collect(context.Background(), srv.client, srv.url, "registry.example:5000/relocate/none"); !errors.Is(err, ErrMissing) {
+		if _, err := Collect(context.Background(), srv.Client, srv.URL, "registry.example:5000/relocate/none"); !errors.Is(err, ErrMissing) {
 			t.Errorf("Collect of an unknown GUN: %v, want ErrMissing", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := Collect(ctx, srv.client, srv.url, gunA); !errors.Is(err, context.Canceled) {
+		if _, err := Collect(ctx, srv.Client, srv.URL, gunA); !errors.Is(err, context.Canceled) {
 			t.Errorf("Collect with a canceled context: %v", err)
 		}
 	})
@@ -474,10 +280,10 @@ func TestNotaryServer(t *testing.T) {
 	// targets but targets/releases is not re-signed, which notary-server
 	// accepts and the notary client then reports as below threshold.
 	t.Run("delegation below threshold", func(t *testing.T) {
-		newCert, _, _ := writeDelegationKey(t, srv.dir, "releases2")
-		srv.notary(t, "delegation", "add", gunA, roleReleases, newCert)
-		srv.notary(t, "delegation", "remove", "-p", gunA, roleReleases, canonicalID(t, relX509))
-		broken := srv.collect(t, gunA)
+		newCert, _, _ := writeDelegationKey(t, srv.Dir, "releases2")
+		srv.Notary(t, "delegation", "add", gunA, roleReleases, newCert)
+		srv.Notary(t, "delegation", "remove", "-p", gunA, roleReleases, canonicalID(t, relX509))
+		broken := collect(t, srv, gunA)
 		_, err := Verify(gunA, broken.Files, pinned, time.Now())
 		wantRoleErr(t, err, ErrThreshold, roleReleases)
 	})
