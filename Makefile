@@ -13,7 +13,7 @@ demo: deps build
 
 # Unit tests and end-to-end tests against real registries on 127.0.0.1.
 test: deps
-	RELOCATE_REQUIRE_REGISTRY=1 RELOCATE_REQUIRE_NOTARY=1 $(GO) test -count=1 ./...
+	RELOCATE_REQUIRE_REGISTRY=1 RELOCATE_REQUIRE_NOTARY=1 RELOCATE_REQUIRE_INTOTO=1 $(GO) test -count=1 ./...
 
 test-unit:
 	$(GO) test -count=1 -short ./...
@@ -24,12 +24,13 @@ bench: deps build
 	$(GO) run ./internal/bench -out docs/benchmarks.md
 
 # The registry the tests and the demo run (Debian's CNCF distribution), the
-# notary server and client for the Notary v1 tests, and skopeo for the
+# notary server and client for the Notary v1 tests, the in-toto tools for the
+# CNAB Security tests, and skopeo for the
 # benchmark's comparison.
 deps:
-	@{ test -x /usr/bin/docker-registry && command -v notary-server >/dev/null 2>&1; } || { \
+	@{ test -x /usr/bin/docker-registry && command -v notary-server >/dev/null 2>&1 && command -v in-toto-run >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo notary; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo notary in-toto; }
 
 clean:
 	rm -rf bin

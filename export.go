@@ -123,7 +123,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if err := addBundles(o.Client, bundles, g, toc); err != nil {
 		return nil, err
 	}
-	if toc.TUF, err = collectTUF(ctx, o, g); err != nil {
+	if toc.TUF, err = collectTUF(ctx, o, g, toc.Bundles); err != nil {
 		return nil, err
 	}
 	if toc.Notary, err = collectNotary(ctx, o, g); err != nil {
@@ -278,7 +278,7 @@ func writeStream(ctx context.Context, w io.Writer, c archive.Compression, plan *
 
 // collectTUF fetches every TUF repository's chain, verifies it when a root
 // was given, and adds its metadata artifact to the graph.
-func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph) ([]layout.TUFRepo, error) {
+func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph, bundles []layout.Bundle) ([]layout.TUFRepo, error) {
 	hc := o.HTTPClient
 	if hc == nil {
 		hc = &http.Client{}
@@ -288,6 +288,12 @@ func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph) ([]layout
 		chain, err := tufstore.Collect(ctx, hc, src.Name, src.URL)
 		if err != nil {
 			return nil, err
+		}
+		// CNAB Security: the in-toto files a bundle's target names travel too.
+		for _, b := range bundles {
+			if _, err := chain.CollectInToto(ctx, hc, strings.TrimSuffix(src.URL, "/")+"/targets", b.Ref); err != nil {
+				return nil, err
+			}
 		}
 		repo := layout.TUFRepo{Name: src.Name, URL: src.URL}
 		for _, m := range chain.Missing {

@@ -29,6 +29,9 @@ type TrustOptions struct {
 	Now time.Time
 	// WarnExpiry warns about metadata that expires within this long.
 	WarnExpiry time.Duration
+	// RunInspections lets in-toto inspections run: they are commands the
+	// layout names, so they run only when asked, in a temporary directory.
+	RunInspections bool
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/relocate, else ~/.local/share/relocate.
@@ -93,7 +96,7 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		cas[gun] = pool
 	}
 	res := verify.Trust(verify.TrustInput{Repos: repos, Notary: notaries, State: state, Pins: o.Pins, PinCAs: cas, Policy: o.Policy, Now: now,
-		Images: s.toc.Images, Bundles: s.toc.Bundles}, s.ps)
+		Images: s.toc.Images, Bundles: s.toc.Bundles, RunInspections: o.RunInspections}, s.ps)
 	rep := &TrustReport{TrustResult: res, StateDir: store.Dir()}
 	var roles []layout.TUFRepo
 	for _, rt := range res.Repositories {

@@ -67,4 +67,5 @@ type BundleTrust struct {
 	VouchedBy  []Vouch `json:"vouchedBy,omitempty"`
 	ImagesTUF  bool    `json:"imagesUnderTUF"`
 	InTotoNote string  `json:"inToto,omitempty"`
+	inToto     bool
 }

@@ -31,6 +31,8 @@ type TrustInput struct {
 	Images []layout.Image
 	// Bundles were checked by Bundles: a bundle binds through bundle.json.
 	Bundles []layout.Bundle
+	// RunInspections lets in-toto inspections (arbitrary commands) run.
+	RunInspections bool
 }
 
 // RepoTrust is the outcome for one TUF repository.
@@ -224,6 +226,11 @@ func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[
 		if why != "" {
 			ps.Add(b.Ref, "bundle not vouched for: %s", why)
 		} else if len(it.VouchedBy) > 0 {
+			note, err := bundleInToto(b, it.VouchedBy[0], in, sessions)
+			if err != nil {
+				ps.Add(b.Ref, "in-toto: %v", err)
+			}
+			bt.InTotoNote, bt.inToto = note, err == nil && note != ""
 			for _, bi := range b.Images {
 				if bi.Pinned {
 					pinnedBy[bi.Digest] = b.Ref
@@ -273,7 +280,7 @@ func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[
 			}
 		}
 		bundles[i].ImagesTUF = all
-		lvl := bundle.SecurityLevel(bundle.Protection{BundleTUF: len(bundles[i].VouchedBy) > 0, ImagesTUF: all})
+		lvl := bundle.SecurityLevel(bundle.Protection{BundleTUF: len(bundles[i].VouchedBy) > 0, ImagesTUF: all, BundleInToto: bundles[i].inToto})
 		bundles[i].Level = lvl.String()
 		if min := in.Policy.minLevel(); min > 0 && lvl.Number() < min {
 			ps.Add(b.Ref, "CNAB Security level %s is below the policy's minimum %d", lvl, min)

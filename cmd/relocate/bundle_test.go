@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	neturl "net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -273,4 +275,104 @@ func TestBundleUnderTUF(t *testing.T) {
 	}
 	_ = context.Background
 	_ = testimages.Image{}
+}
+
+// TestBundleInToto: CNAB Security with a real in-toto chain made by the
+// Debian in-toto tools: the bundle's TUF target names the root layout, its
+// key and the link as TUF targets; the chain's final product must be
+// bundle.json with the digest TUF vouched for.
+func TestBundleInToto(t *testing.T) {
+	needRegistries(t)
+	if _, err := exec.LookPath("in-toto-run"); err != nil {
+		if os.Getenv("RELOCATE_REQUIRE_INTOTO") == "1" {
+			t.Fatal("in-toto-run not found and RELOCATE_REQUIRE_INTOTO=1 (apt-get install in-toto)")
+		}
+		t.Skip("in-toto-run not found (apt-get install in-toto)")
+	}
+	raw := bundleJSON(t, nil)
+	file := writeBundle(t, raw)
+	chain := t.TempDir()
+	if out, err := exec.Command("../../testdata/intoto/bundle-chain.sh", file, chain).CombinedOutput(); err != nil {
+		t.Fatalf("bundle-chain.sh: %v\n%s", err, out)
+	}
+	ref := "registry.example.com/shop/bundle:1.0.0"
+	sum := fmt.Sprintf("%x", sha256.Sum256(raw))
+
+	// serve publishes the bundle target naming these in-toto files.
+	serve := func(t *testing.T, bundleRaw []byte, names []string) (url, root string) {
+		repo, err := testtuf.New(testtuf.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets := map[string][]byte{}
+		files, _ := os.ReadDir(chain)
+		for _, f := range files {
+			b, _ := os.ReadFile(filepath.Join(chain, f.Name()))
+			n := "in-toto/" + f.Name()
+			if strings.HasSuffix(n, ".link") {
+				n = sum + "/" + f.Name()
+			}
+			s := fmt.Sprintf("%x", sha256.Sum256(b))
+			repo.AddTarget("targets", n, s, int64(len(b)), nil)
+			dir, base := filepath.Split(n)
+			targets["targets/"+dir+s+"."+base] = b
+		}
+		custom, _ := json.Marshal(map[string]any{"in-toto": names})
+		repo.AddTarget("targets", ref, fmt.Sprintf("%x", sha256.Sum256(bundleRaw)), int64(len(bundleRaw)), custom)
+		repo.Publish()
+		all := repo.Files()
+		for n, b := range targets {
+			all[neturl.PathEscape(n)] = b
+		}
+		root = filepath.Join(t.TempDir(), "root.json")
+		os.WriteFile(root, repo.Root(1), 0o644)
+		return testtuf.ServeFiles(t, all), root
+	}
+	var link string
+	entries, _ := os.ReadDir(chain)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".link") {
+			link = sum + "/" + e.Name()
+		}
+	}
+	full := []string{"in-toto/root.layout", "in-toto/owner.pub", link}
+
+	tests := []struct {
+		name   string
+		bundle []byte
+		names  []string
+		want   string // "" = accepted
+	}{
+		{"good chain", raw, full, ""},
+		{"bundle.json is not the chain's product", bytes.Replace(raw, []byte(`"1.0.0"`), []byte(`"1.0.1"`), 1), full, "in-toto"},
+		{"missing link", raw, full[:2], "in-toto"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			url, root := serve(t, tc.bundle, tc.names)
+			path := filepath.Join(t.TempDir(), "site.tar")
+			mustRun(t, "export", "-o", path, "--plain-http", "-q", "--bundle", writeBundle(t, tc.bundle)+"="+ref, "--tuf", "shop="+url)
+			r := relocateCmd(t, nil, "verify", path, "--state", t.TempDir(), "--trust", "shop="+root, "--json")
+			if tc.want != "" {
+				if r.code != exitRefused || !strings.Contains(r.stderr, tc.want) {
+					t.Fatalf("exit %d, want %d and %q\n%s", r.code, exitRefused, tc.want, r.stderr)
+				}
+				return
+			}
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s", r.code, r.stderr)
+			}
+			var rep struct {
+				Bundles []struct{ SecurityLevel, InToto string }
+			}
+			json.Unmarshal([]byte(r.stdout), &rep)
+			if len(rep.Bundles) != 1 || rep.Bundles[0].SecurityLevel != "3b" || !strings.Contains(rep.Bundles[0].InToto, "inspections not run") {
+				t.Fatalf("bundles: %+v", rep.Bundles)
+			}
+			r = mustRun(t, "verify", path, "--state", t.TempDir(), "--trust", "shop="+root, "--run-inspections", "--json")
+			if !strings.Contains(r.stdout, "inspections run: check") {
+				t.Errorf("--run-inspections did not run the inspection:\n%s", r.stdout)
+			}
+		})
+	}
 }

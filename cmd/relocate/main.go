@@ -83,12 +83,13 @@ var (
 	stateFlag     = &cli.StringFlag{Name: "state", Usage: "the site's trusted TUF state `DIR` (default " + relocate.DefaultStateDir() + ")"}
 	trustFlag     = &cli.StringSliceFlag{Name: "trust", Usage: "pin the root of TUF repository (or Notary GUN) NAME, obtained out of band: `NAME=root.json` (repeatable; needed the first time only)"}
 	trustCAFlag   = &cli.StringSliceFlag{Name: "trust-ca", Usage: "pin a Notary GUN by the CA its root certificates must chain to: `GUN=ca.pem` (repeatable)"}
+	inspectFlag   = &cli.BoolFlag{Name: "run-inspections", Usage: "run in-toto inspections (commands a layout names) in a temporary directory; by default they are reported as not run"}
 	policyFlag    = &cli.StringFlag{Name: "policy", Usage: "the site's policy `FILE` (TAP 4 mapping, roles that must each vouch, expiry grace; see docs/trust.md)"}
 )
 
 // trustOptions reads the site's trust flags.
 func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
-	o := relocate.TrustOptions{StateDir: c.String("state"), WarnExpiry: c.Duration("warn-expiry"), Pins: map[string][]byte{}}
+	o := relocate.TrustOptions{StateDir: c.String("state"), WarnExpiry: c.Duration("warn-expiry"), Pins: map[string][]byte{}, RunInspections: c.Bool("run-inspections")}
 	pairs, err := nameValues(c.StringSlice("trust"), "--trust")
 	if err != nil {
 		return o, err
@@ -334,7 +335,7 @@ index.json and the table of contents agree. Exits 0 with a summary, or names
 every problem and exits 3.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "require-signatures", Usage: "refuse (exit 3) when an image has no signature attached"},
-			stateFlag, trustFlag, trustCAFlag, policyFlag, warnFlag, jobsFlag, jsonFlag, quietFlag,
+			stateFlag, trustFlag, trustCAFlag, policyFlag, inspectFlag, warnFlag, jobsFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
@@ -358,6 +359,9 @@ every problem and exits 3.`,
 				}
 				for _, b := range rep.Bundles {
 					e.say(c, "bundle %s: CNAB Security level %s\n", b.Ref, b.Level)
+					if b.InTotoNote != "" {
+						e.say(c, "bundle %s: in-toto %s\n", b.Ref, b.InTotoNote)
+					}
 				}
 				if jerr := e.report(c, rep); jerr != nil {
 					return jerr
@@ -384,7 +388,7 @@ is fast, as everything already present is skipped.`,
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
-			stateFlag, trustFlag, trustCAFlag, policyFlag, warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
+			stateFlag, trustFlag, trustCAFlag, policyFlag, inspectFlag, warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
