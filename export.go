@@ -104,6 +104,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer cleanup(bundles)
 	if o.Client == nil {
 		o.Client = mirror.New()
 	}
@@ -161,6 +162,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	}
 	fetch := func(ctx context.Context, i int, w io.Writer) error {
 		n := g.Blobs[toc.Blobs[i-len(heads)].Digest]
+		if n.File != "" {
+			return copyFile(n, io.MultiWriter(w, progressWriter{prog}))
+		}
 		return o.Client.FetchBlob(ctx, n.Repo, n.Desc, io.MultiWriter(w, progressWriter{prog}))
 	}
 

@@ -17,33 +17,53 @@ import (
 // bundleSource is a --bundle argument: a reference to a bundle stored the
 // cnab-to-oci way, or a bundle.json file with the reference it goes by.
 type bundleSource struct {
-	arg  string
-	file *bundle.Bundle // a thin bundle read from a file
-	ref  string         // the bundle's reference
+	arg   string
+	file  *bundle.Bundle // a bundle read from a file
+	thick *thickLayout   // its images, when the file is a thick bundle
+	ref   string         // the bundle's reference
 }
 
-// parseBundles reads --bundle arguments: FILE[=REF] for a bundle.json file
-// (REF defaults to localhost/<name>:<version>), else a registry reference.
+// cleanup removes what reading the bundles spooled.
+func cleanup(srcs []bundleSource) {
+	for _, s := range srcs {
+		if s.thick != nil {
+			os.RemoveAll(s.thick.dir)
+		}
+	}
+}
+
+// parseBundles reads --bundle arguments: FILE[=REF] for a bundle.json or a
+// thick bundle (.tgz; REF defaults to localhost/<name>:<version>), else a
+// registry reference. The caller must cleanup the result.
 func parseBundles(args []string) ([]bundleSource, error) {
 	var out []bundleSource
 	for _, a := range args {
 		path, ref, _ := strings.Cut(a, "=")
-		raw, err := os.ReadFile(path)
-		if os.IsNotExist(err) && ref == "" {
+		if _, err := os.Stat(path); os.IsNotExist(err) && ref == "" {
 			out = append(out, bundleSource{arg: a, ref: a})
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("--bundle %s: %w", a, err)
+		src := bundleSource{arg: a}
+		var err error
+		if isThick(path) {
+			src.file, src.thick, err = openThick(path)
+		} else {
+			var raw []byte
+			if raw, err = os.ReadFile(path); err == nil {
+				if src.file, err = bundle.Parse(raw); err != nil {
+					err = verify.Refuse(path, "%v", err)
+				}
+			}
 		}
-		b, err := bundle.Parse(raw)
 		if err != nil {
-			return nil, verify.Refuse(path, "%v", err)
+			cleanup(out)
+			return nil, err
 		}
 		if ref == "" {
-			ref = "localhost/" + b.Def.Name + ":" + b.Def.Version
+			ref = "localhost/" + src.file.Def.Name + ":" + src.file.Def.Version
 		}
-		out = append(out, bundleSource{arg: a, file: b, ref: ref})
+		src.ref = ref
+		out = append(out, src)
 	}
 	return out, nil
 }
@@ -53,9 +73,12 @@ func parseBundles(args []string) ([]bundleSource, error) {
 func bundleRefs(srcs []bundleSource) []string {
 	var refs []string
 	for _, s := range srcs {
-		if s.file == nil {
+		switch {
+		case s.file == nil:
 			refs = append(refs, s.ref)
 			continue
+		case s.thick != nil:
+			continue // its images come from its own layout
 		}
 		for _, im := range s.file.Images() {
 			refs = append(refs, im.Ref)
@@ -69,6 +92,14 @@ func bundleRefs(srcs []bundleSource) []string {
 // cnab-to-oci form built here around the images the walk resolved, each of
 // which must be the manifest its contentDigest pins, if any.
 func addBundles(c *mirror.Client, srcs []bundleSource, g *mirror.Graph, toc *layout.TOC) error {
+	for _, s := range srcs {
+		if s.thick != nil {
+			if err := addThickImages(c, s.file, s.thick, g); err != nil {
+				return err
+			}
+		}
+	}
+	toc.Images = g.Images
 	images := map[string]layout.Image{}
 	for _, im := range g.Images {
 		images[im.Ref] = im

@@ -22,6 +22,9 @@ type Node struct {
 	Desc v1.Descriptor   // as a parent named it (URLs of foreign layers included)
 	Repo name.Repository // a repository that holds it
 	Data []byte          // content of manifests and configs, checked; nil for layers
+	// File holds a layer read from local media (a thick bundle), already
+	// checked against its digest; Repo is then unset.
+	File string
 }
 
 // Graph is the union of the graphs of several references, each blob once.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	ocilayout "github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -374,5 +376,63 @@ func TestBundleInToto(t *testing.T) {
 				t.Errorf("--run-inspections did not run the inspection:\n%s", r.stdout)
 			}
 		})
+	}
+}
+
+// TestBundleThick exports a thick bundle (.tgz with bundle.json and an OCI
+// layout of its images, as cnab-go's packager makes it) without any
+// registry, and imports it with the same digests.
+func TestBundleThick(t *testing.T) {
+	needRegistries(t)
+	raw := bundleJSON(t, nil)
+	dir := t.TempDir()
+	lp, err := ocilayout.Write(filepath.Join(dir, "artifacts", "layout"), empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 1, 3} {
+		ref, _ := name.ParseReference(images[i].Ref, name.Insecure)
+		d, err := remote.Get(ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.MediaType.IsIndex() {
+			idx, _ := d.ImageIndex()
+			err = lp.AppendIndex(idx)
+		} else {
+			img, _ := d.Image()
+			err = lp.AppendImage(img)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "bundle.json"), raw, 0o644)
+	thick := filepath.Join(t.TempDir(), "shop.tgz")
+	if out, err := exec.Command("tar", "-czf", thick, "-C", dir, "bundle.json", "artifacts").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v\n%s", err, out)
+	}
+	ref := "registry.example.com/shop/thick:1.0.0"
+	path := filepath.Join(t.TempDir(), "site.tar")
+	mustRun(t, "export", "-o", path, "-q", "--bundle", thick+"="+ref)
+	mustRun(t, "verify", path)
+	mustRun(t, "import", path, "--to", dst.Host+"/thick", "--plain-http")
+	stored := readBundle(t, dst.Host+"/thick/shop/thick:1.0.0")
+	if !bytes.Equal(stored.Bundle.Raw, raw) {
+		t.Fatal("bundle.json changed")
+	}
+	for key, i := range map[string]int{"invocation-0": 0, "web": 1, "db": 3} {
+		if got := stored.Images[key].Digest.String(); got != images[i].Digest {
+			t.Errorf("image %s: %s, want %s", key, got, images[i].Digest)
+		}
+	}
+
+	// A thick bundle whose layout lacks a pinned image is refused.
+	os.RemoveAll(filepath.Join(dir, "artifacts", "layout", "blobs", "sha256", strings.TrimPrefix(images[1].Digest, "sha256:")))
+	broken := filepath.Join(t.TempDir(), "broken.tgz")
+	exec.Command("tar", "-czf", broken, "-C", dir, "bundle.json", "artifacts").Run()
+	r := relocateCmd(t, nil, "export", "-o", filepath.Join(t.TempDir(), "x.tar"), "--bundle", broken+"="+ref)
+	if r.code != exitRefused || !strings.Contains(r.stderr, images[1].Digest) {
+		t.Fatalf("thick bundle without a pinned image: exit %d\n%s", r.code, r.stderr)
 	}
 }
