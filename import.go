@@ -140,8 +140,15 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 	}
 
 	p := &pusher{c: o.Client, s: s, prog: prog, bad: map[v1.Hash]bool{}, api: map[string]bool{}, done: map[string]bool{}, repos: map[v1.Hash][]name.Repository{}}
+	complete, err := p.complete(ctx, targets, o.Jobs)
+	if err != nil {
+		return nil, err
+	}
 	var configs []layout.Child
-	for _, t := range targets {
+	for i, t := range targets {
+		if complete[i] {
+			continue
+		}
 		for _, b := range t.closure.Blobs {
 			if len(p.repos[b.Digest]) == 0 && b.Kind.Small() {
 				configs = append(configs, b)
@@ -164,7 +171,7 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 			p.bad[d] = true
 		}
 	}
-	if err := p.pushManifests(ctx, targets, rep, o.Jobs); err != nil {
+	if err := p.pushManifests(ctx, targets, complete, rep, o.Jobs); err != nil {
 		return nil, err
 	}
 	if rep.Bundles, err = p.pushBundles(ctx, targets, rep); err != nil {
@@ -397,10 +404,14 @@ func (p *pusher) fail(d v1.Hash, entry string, err error) {
 // attached to them), its referrers into the destination's referrers listing,
 // its cosign tags, and finally its own tag. Then it checks that every
 // attachment can be discovered from its subject.
-func (p *pusher) pushManifests(ctx context.Context, targets []*target, rep *ImportReport, jobs int) error {
+func (p *pusher) pushManifests(ctx context.Context, targets []*target, complete []bool, rep *ImportReport, jobs int) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
 	for i, t := range targets {
+		if complete[i] {
+			rep.Images[i].Status = "unchanged"
+			continue
+		}
 		eg.Go(func() error {
 			status, err := p.pushImage(ctx, t)
 			rep.Images[i].Status = status
@@ -416,6 +427,32 @@ func (p *pusher) pushManifests(ctx context.Context, targets []*target, rep *Impo
 		}
 	}
 	return nil
+}
+
+// complete finds the images the destination already holds whole: the tag
+// (or digest) resolves to the image's digest, and every attachment can be
+// found from its subject. A registry accepts a manifest only once every blob
+// and manifest it names is there, so nothing of such an image needs
+// checking or pushing, which makes re-importing an archive cheap.
+func (p *pusher) complete(ctx context.Context, targets []*target, jobs int) ([]bool, error) {
+	out := make([]bool, len(targets))
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for i, t := range targets {
+		eg.Go(func() error {
+			ref := t.tag
+			if ref == "" {
+				ref = t.image.Digest.String()
+			}
+			d, ok, err := p.c.ManifestDigest(ctx, t.repo, ref)
+			if err != nil || !ok || d != t.image.Digest {
+				return err
+			}
+			out[i] = p.discoverable(ctx, t) == nil
+			return nil
+		})
+	}
+	return out, eg.Wait()
 }
 
 // pushImage pushes one image's manifests, attachments and tag, and reports

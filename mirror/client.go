@@ -50,6 +50,13 @@ type Client struct {
 
 	mu         sync.Mutex
 	transports map[string]*transportEntry
+	pings      map[string]*pingEntry
+}
+
+type pingEntry struct {
+	once   sync.Once
+	bearer bool
+	err    error
 }
 
 type transportEntry struct {
@@ -80,7 +87,7 @@ func New(opts ...Option) *Client {
 	t.MaxIdleConnsPerHost = 32
 	// Layers are already compressed; transparent gzip would only cost CPU.
 	t.DisableCompression = true
-	c := &Client{keychain: authn.DefaultKeychain, base: t, userAgent: "relocate", transports: map[string]*transportEntry{}}
+	c := &Client{keychain: authn.DefaultKeychain, base: t, userAgent: "relocate", transports: map[string]*transportEntry{}, pings: map[string]*pingEntry{}}
 	for _, o := range opts {
 		o(c)
 	}
@@ -115,7 +122,16 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, push bool,
 	if mountFrom != "" {
 		scopes = append(scopes, "repository:"+mountFrom+":pull")
 	}
-	key := repo.Registry.RegistryStr() + "|" + strings.Join(scopes, " ")
+	// Only bearer tokens are scoped to repositories; with anonymous or basic
+	// access one handshake serves the whole registry.
+	bearer, err := c.bearer(ctx, repo.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), err)
+	}
+	key := repo.Registry.RegistryStr()
+	if bearer {
+		key += "|" + strings.Join(scopes, " ")
+	}
 	c.mu.Lock()
 	e, ok := c.transports[key]
 	if !ok {
@@ -136,6 +152,25 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, push bool,
 		}
 	})
 	return e.rt, e.err
+}
+
+// bearer pings a registry once and reports whether it wants bearer tokens.
+func (c *Client) bearer(ctx context.Context, reg name.Registry) (bool, error) {
+	c.mu.Lock()
+	e, ok := c.pings[reg.RegistryStr()]
+	if !ok {
+		e = &pingEntry{}
+		c.pings[reg.RegistryStr()] = e
+	}
+	c.mu.Unlock()
+	e.once.Do(func() {
+		ch, err := transport.Ping(ctx, reg, c.base)
+		e.err = err
+		if err == nil {
+			e.bearer = strings.EqualFold(ch.Scheme, "bearer")
+		}
+	})
+	return e.bearer, e.err
 }
 
 func (c *Client) url(repo name.Repository, path string) string {
