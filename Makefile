@@ -21,7 +21,7 @@ test-unit:
 # Throughput and memory against the machine's limits, crane and skopeo;
 # writes docs/benchmarks.md.
 bench: deps build
-	$(GO) run ./internal/bench -out docs/benchmarks.md
+	$(GO) run ./internal/bench -scale -out docs/benchmarks.md
 
 # The registry the tests and the demo run (Debian's CNCF distribution), the
 # notary server and client for the Notary v1 tests, the in-toto tools for the

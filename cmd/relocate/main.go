@@ -74,18 +74,46 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return exitFailure
 }
 
-var (
-	jsonFlag      = &cli.BoolFlag{Name: "json", Usage: "print one machine-readable report on stdout (human output stays on stderr)"}
-	quietFlag     = &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars, no summary; errors only"}
-	plainHTTPFlag = &cli.BoolFlag{Name: "plain-http", Usage: "talk HTTP, not HTTPS, to registries (loopback test registries)"}
-	jobsFlag      = &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: relocate.DefaultJobs(), Usage: "parallel transfers"}
-	warnFlag      = &cli.DurationFlag{Name: "warn-expiry", Value: 72 * time.Hour, Usage: "warn when TUF metadata expires within this long (media may travel for days)"}
-	stateFlag     = &cli.StringFlag{Name: "state", Usage: "the site's trusted TUF state `DIR` (default " + relocate.DefaultStateDir() + ")"}
-	trustFlag     = &cli.StringSliceFlag{Name: "trust", Usage: "pin the root of TUF repository (or Notary GUN) NAME, obtained out of band: `NAME=root.json` (repeatable; needed the first time only)"}
-	trustCAFlag   = &cli.StringSliceFlag{Name: "trust-ca", Usage: "pin a Notary GUN by the CA its root certificates must chain to: `GUN=ca.pem` (repeatable)"}
-	inspectFlag   = &cli.BoolFlag{Name: "run-inspections", Usage: "run in-toto inspections (commands a layout names) in a temporary directory; by default they are reported as not run"}
-	policyFlag    = &cli.StringFlag{Name: "policy", Usage: "the site's policy `FILE` (TAP 4 mapping, roles that must each vouch, expiry grace; see docs/trust.md)"}
-)
+// Flags shared by several commands; each command gets its own instances.
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print one machine-readable report on stdout (human output stays on stderr)"}
+}
+
+func quietFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars, no summary; errors only"}
+}
+
+func plainHTTPFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "plain-http", Usage: "talk HTTP, not HTTPS, to registries (loopback test registries)"}
+}
+
+func jobsFlag() cli.Flag {
+	return &cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: relocate.DefaultJobs(), Usage: "parallel transfers"}
+}
+
+func warnFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "warn-expiry", Value: 72 * time.Hour, Usage: "warn when TUF metadata expires within this long (media may travel for days)"}
+}
+
+func stateFlag() cli.Flag {
+	return &cli.StringFlag{Name: "state", Usage: "the site's trusted TUF state `DIR` (default " + relocate.DefaultStateDir() + ")"}
+}
+
+func trustFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "trust", Usage: "pin the root of TUF repository (or Notary GUN) NAME, obtained out of band: `NAME=root.json` (repeatable; needed the first time only)"}
+}
+
+func trustCAFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "trust-ca", Usage: "pin a Notary GUN by the CA its root certificates must chain to: `GUN=ca.pem` (repeatable)"}
+}
+
+func inspectFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "run-inspections", Usage: "run in-toto inspections (commands a layout names) in a temporary directory; by default they are reported as not run"}
+}
+
+func policyFlag() cli.Flag {
+	return &cli.StringFlag{Name: "policy", Usage: "the site's policy `FILE` (TAP 4 mapping, roles that must each vouch, expiry grace; see docs/trust.md)"}
+}
 
 // trustOptions reads the site's trust flags.
 func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
@@ -256,7 +284,7 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringSliceFlag{Name: "tuf-root", Usage: "verify repository NAME from this trusted root before packing it: `NAME=FILE`"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
-			warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
+			warnFlag(), jobsFlag(), plainHTTPFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			out := c.String("output")
@@ -335,7 +363,7 @@ index.json and the table of contents agree. Exits 0 with a summary, or names
 every problem and exits 3.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "require-signatures", Usage: "refuse (exit 3) when an image has no signature attached"},
-			stateFlag, trustFlag, trustCAFlag, policyFlag, inspectFlag, warnFlag, jobsFlag, jsonFlag, quietFlag,
+			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
@@ -388,7 +416,7 @@ is fast, as everything already present is skipped.`,
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
-			stateFlag, trustFlag, trustCAFlag, policyFlag, inspectFlag, warnFlag, jobsFlag, plainHTTPFlag, jsonFlag, quietFlag,
+			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), plainHTTPFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
@@ -467,7 +495,7 @@ func inspectCmd(e *env) *cli.Command {
 		Usage:       "list what an archive holds",
 		ArgsUsage:   "ARCHIVE",
 		Description: "Reads the archive's metadata (not its layers) and lists images and blobs. It checks nothing: use verify.",
-		Flags:       []cli.Flag{jsonFlag},
+		Flags:       []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
