@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/internal/atomicfile"
@@ -314,24 +313,28 @@ func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph, bundles [
 		for _, r := range chain.Roles {
 			repo.Roles = append(repo.Roles, layout.TUFRole{Role: r.Role, Version: r.Version, Expires: r.Expires, File: r.File})
 		}
-		p, err := layout.PackTrust(layout.TUFArtifactType, src.Name, src.URL, chain.Files)
-		if err != nil {
+		if err := addPacked(g, layout.TUFArtifactType, &repo, chain.Files); err != nil {
 			return nil, err
 		}
-		repo.Manifest = addPacked(g, p)
 		out = append(out, repo)
 	}
 	return out, nil
 }
 
-// addPacked adds metadata packed here to the graph and returns its manifest.
-func addPacked(g *mirror.Graph, p *layout.Packed) v1.Hash {
+// addPacked packs a repository's metadata files as an artifact, adds it to
+// the graph and records its manifest in repo.
+func addPacked(g *mirror.Graph, artifactType string, repo *layout.TUFRepo, files map[string][]byte) error {
+	p, err := layout.PackTrust(artifactType, repo.Name, repo.URL, files)
+	if err != nil {
+		return err
+	}
 	for _, b := range p.Blobs {
 		if _, ok := g.Blobs[b.Digest]; !ok {
 			g.Blobs[b.Digest] = &mirror.Node{Blob: b, Data: p.Data[b.Digest]}
 		}
 	}
-	return p.Digest
+	repo.Manifest = p.Digest
+	return nil
 }
 
 // collectNotary fetches every GUN's trust data from its notary server and
@@ -363,11 +366,9 @@ func collectNotary(ctx context.Context, o ExportOptions, g *mirror.Graph) ([]lay
 		for _, r := range chain.Roles {
 			repo.Roles = append(repo.Roles, layout.TUFRole{Role: r.Role, Version: r.Version, Expires: r.Expires, File: r.File})
 		}
-		p, err := layout.PackTrust(layout.NotaryArtifactType, src.GUN, src.Server, chain.Files)
-		if err != nil {
+		if err := addPacked(g, layout.NotaryArtifactType, &repo, chain.Files); err != nil {
 			return nil, err
 		}
-		repo.Manifest = addPacked(g, p)
 		out = append(out, repo)
 	}
 	return out, nil

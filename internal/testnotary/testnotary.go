@@ -187,7 +187,25 @@ func writeLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecds
 	writeECKey(t, filepath.Join(dir, name+".key"), key)
 }
 
-func writeECKey(t *testing.T, file string, key *ecdsa.PrivateKey) {
+// DelegationKey makes what `docker trust signer add` takes: a P-256 key
+// and a self-signed certificate for it.
+func DelegationKey(t testing.TB, dir, name string) (certFile, keyFile string, cert *x509.Certificate) {
+	t.Helper()
+	key := newECDSASigner(t)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ = x509.ParseCertificate(der)
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	writePEM(t, certFile, "CERTIFICATE", der)
+	writeECKey(t, keyFile, key)
+	return certFile, keyFile, cert
+}
+
+func writeECKey(t testing.TB, file string, key *ecdsa.PrivateKey) {
 	t.Helper()
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
@@ -196,7 +214,7 @@ func writeECKey(t *testing.T, file string, key *ecdsa.PrivateKey) {
 	writePEM(t, file, "EC PRIVATE KEY", der)
 }
 
-func writePEM(t *testing.T, file, typ string, der []byte) {
+func writePEM(t testing.TB, file, typ string, der []byte) {
 	t.Helper()
 	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)

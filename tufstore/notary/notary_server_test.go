@@ -2,16 +2,9 @@ package notary
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,40 +21,6 @@ func collect(t *testing.T, s *testnotary.Server, gun string) *Chain {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// writeDelegationKey makes what `docker trust signer add` takes: a P-256 key
-// and a self-signed certificate for it.
-func writeDelegationKey(t *testing.T, dir, name string) (certFile, keyFile string, cert *x509.Certificate) {
-	t.Helper()
-	key := newECDSASigner(t)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0), BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ = x509.ParseCertificate(der)
-	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writePEM(t, certFile, "CERTIFICATE", der)
-	writeECKey(t, keyFile, key)
-	return certFile, keyFile, cert
-}
-
-func writeECKey(t *testing.T, file string, key *ecdsa.PrivateKey) {
-	t.Helper()
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writePEM(t, file, "EC PRIVATE KEY", der)
-}
-
-func writePEM(t *testing.T, file, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // canonicalID is the ID the notary CLI shows for an x509 delegation key:
@@ -82,7 +41,7 @@ func hexDigest(d [32]byte) string { return fmt.Sprintf("%x", d[:]) }
 func TestNotaryServer(t *testing.T) {
 	srv := testnotary.Start(t)
 	const gunA, gunB = "registry.example:5000/relocate/app", "registry.example:5000/relocate/other"
-	relCert, relKey, relX509 := writeDelegationKey(t, srv.Dir, "releases")
+	relCert, relKey, relX509 := testnotary.DelegationKey(t, srv.Dir, "releases")
 
 	// As `docker trust` does: keys made locally, snapshot key moved to the
 	// server, targets/releases delegation holding the tag, and the same tag
@@ -280,7 +239,7 @@ func TestNotaryServer(t *testing.T) {
 	// targets but targets/releases is not re-signed, which notary-server
 	// accepts and the notary client then reports as below threshold.
 	t.Run("delegation below threshold", func(t *testing.T) {
-		newCert, _, _ := writeDelegationKey(t, srv.Dir, "releases2")
+		newCert, _, _ := testnotary.DelegationKey(t, srv.Dir, "releases2")
 		srv.Notary(t, "delegation", "add", gunA, roleReleases, newCert)
 		srv.Notary(t, "delegation", "remove", "-p", gunA, roleReleases, canonicalID(t, relX509))
 		broken := collect(t, srv, gunA)
