@@ -1,20 +1,30 @@
 // Command demo shows relocate end to end on one machine: it starts two local
 // registries (a "connected" source and an "airgapped" destination), pushes
-// sample images to the source, and runs export → verify → import with the
-// real relocate binary, printing each command and what it reported.
+// sample images to the source, signs them, attaches SBOMs, publishes a TUF
+// repository that vouches for them, and runs export → verify → import with
+// the real relocate binary, printing each command and what it reported.
 package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/relocate-dev/relocate/internal/testimages"
 	"github.com/relocate-dev/relocate/internal/testregistry"
+	"github.com/relocate-dev/relocate/internal/testtuf"
 )
 
 func main() {
@@ -52,45 +62,74 @@ func run(ctx context.Context, bin string) error {
 
 	step("Pushing sample images to the connected registry")
 	var refs []string
+	var ims []testimages.Image
 	for _, s := range []testimages.Spec{
 		{Repo: "shop/frontend", Tag: "1.4", Count: 1, Layers: 3, LayerSize: 2 << 20, Shared: 1, Docker: true, Seed: 7},
 		{Repo: "shop/backend", Tag: "2.0", Count: 1, Layers: 2, LayerSize: 2 << 20, Shared: 1, Docker: true, Seed: 7},
 		{Repo: "base/runtime", Tag: "2026.11", Count: 1, Layers: 2, LayerSize: 1 << 20, Platforms: []string{"linux/amd64", "linux/arm64/v8"}, Seed: 8},
 	} {
-		ims, err := testimages.Push(ctx, src.Host, s)
+		pushed, err := testimages.Push(ctx, src.Host, s)
 		if err != nil {
 			return err
 		}
-		for _, im := range ims {
+		for _, im := range pushed {
 			fmt.Printf("  %s  %s\n", im.Ref, im.Digest)
 			refs = append(refs, im.Ref)
 		}
+		ims = append(ims, pushed...)
 	}
 
+	step("Signing them (cosign-style signatures) and attaching an SBOM to each (OCI 1.1 referrer)")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	for _, im := range ims {
+		repo := im.Ref[:strings.LastIndex(im.Ref, ":")]
+		if _, err := testimages.Sign(ctx, repo, im.Digest, key); err != nil {
+			return err
+		}
+		subject := v1.Descriptor{MediaType: types.MediaType(im.MediaType), Digest: mustHash(im.Digest), Size: im.Size}
+		if _, err := testimages.Attach(ctx, repo, subject, "application/spdx+json", "application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3"}`)); err != nil {
+			return err
+		}
+	}
+
+	step("Publishing a TUF repository that vouches for every image (target = reference, hashes = manifest digest)")
+	tufURL, root, stop, err := serveTUF(dir, ims)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	fmt.Printf("  TUF metadata at %s; its root, pinned out of band: %s\n", tufURL, root)
+
 	archive := filepath.Join(dir, "site.tar.zst")
-	step("Export: one compressed OCI-layout archive (what goes on the removable media)")
-	if err := relocate(bin, append([]string{"export", "-o", archive, "--plain-http"}, refs...)...); err != nil {
+	step("Export: one compressed OCI-layout archive with signatures, SBOMs and the TUF chain")
+	if err := relocate(bin, append([]string{"export", "-o", archive, "--plain-http", "--tuf", "demo=" + tufURL, "--tuf-root", "demo=" + root}, refs...)...); err != nil {
 		return err
 	}
 	step("Inspect: what the archive holds")
 	if err := relocate(bin, "inspect", archive); err != nil {
 		return err
 	}
-	step("Verify: every digest, size and reference, offline")
-	if err := relocate(bin, "verify", archive); err != nil {
+	state := filepath.Join(dir, "site-state")
+	step("Verify: every digest, size and reference, the TUF chain from the pinned root, signatures required")
+	if err := relocate(bin, "verify", archive, "--state", state, "--trust", "demo="+root, "--require-signatures"); err != nil {
 		return err
 	}
-	step("Import into the airgapped registry under the prefix 'mirror'")
+	step("Import into the airgapped registry under the prefix 'mirror' (first import: pin the root)")
 	mapping := filepath.Join(dir, "mapping.json")
-	if err := relocate(bin, "import", archive, "--to", dst.Host+"/mirror", "--plain-http", "--mapping", mapping); err != nil {
+	if err := relocate(bin, "import", archive, "--to", dst.Host+"/mirror", "--plain-http", "--mapping", mapping, "--state", state, "--trust", "demo="+root); err != nil {
 		return err
 	}
 	m, _ := os.ReadFile(mapping)
 	fmt.Printf("  relocation mapping:\n%s", indent(string(m)))
-	step("Import again: everything is already there, nothing is pushed")
-	if err := relocate(bin, "import", archive, "--to", dst.Host+"/mirror", "--plain-http"); err != nil {
+	step("Import again: the site's state knows the repository now; everything is there, nothing is pushed")
+	if err := relocate(bin, "import", archive, "--to", dst.Host+"/mirror", "--plain-http", "--state", state); err != nil {
 		return err
 	}
+	audit, _ := os.ReadFile(filepath.Join(state, "audit.log"))
+	fmt.Printf("  audit log (%s):\n%s", filepath.Join(state, "audit.log"), indent(string(audit)))
 
 	step("A tampered archive is refused (exit code 3)")
 	bad := filepath.Join(dir, "tampered.tar")
@@ -140,4 +179,49 @@ func flipLastLayerByte(from, to string) error {
 
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimSpace(s), "\n", "\n    ") + "\n"
+}
+
+func mustHash(s string) v1.Hash {
+	h, err := v1.NewHash(s)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// serveTUF publishes a TUF repository (made with go-tuf's metadata API) that
+// vouches for the images, on 127.0.0.1, and writes its root to a file.
+func serveTUF(dir string, ims []testimages.Image) (url, root string, stop func(), err error) {
+	repo, err := testtuf.New(testtuf.Options{Delegations: []testtuf.Delegation{{Name: "releases", Paths: []string{"*/*/*"}}}})
+	if err != nil {
+		return "", "", nil, err
+	}
+	for _, im := range ims {
+		if err := repo.AddTarget("releases", im.Ref, strings.TrimPrefix(im.Digest, "sha256:"), im.Size, nil); err != nil {
+			return "", "", nil, err
+		}
+	}
+	if err := repo.Publish(); err != nil {
+		return "", "", nil, err
+	}
+	root = filepath.Join(dir, "demo-root.json")
+	if err := os.WriteFile(root, repo.Root(1), 0o644); err != nil {
+		return "", "", nil, err
+	}
+	files := repo.Files()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Files are named with the role path-escaped, as go-tuf asks for them.
+		b, ok := files[neturl.PathEscape(strings.TrimPrefix(r.URL.Path, "/"))]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(b)
+	})}
+	go srv.Serve(l)
+	return "http://" + l.Addr().String(), root, func() { srv.Close() }, nil
 }
