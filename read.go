@@ -58,18 +58,20 @@ func openArchive(path string, in io.Reader) (*source, error) {
 		if err != nil {
 			return nil, err
 		}
+		s.closer = f
+		r = f
+	}
+	// Only a regular file can be read at offsets; a pipe, FIFO or device
+	// (stdin across a data diode) is read as a stream.
+	if f, ok := r.(*os.File); ok {
 		st, err := f.Stat()
 		if err != nil {
-			f.Close()
+			s.Close()
 			return nil, err
 		}
 		if !st.Mode().IsRegular() {
-			// A FIFO or device: read it as a stream.
 			r = struct{ io.Reader }{f}
-		} else {
-			r = f
 		}
-		s.closer = f
 	}
 	ar, err := archive.NewReader(r, allowed)
 	if err != nil {

@@ -183,6 +183,7 @@ func TestRoundTrip(t *testing.T) {
 		{"zstd", "site.tar.zst", false},
 		{"gzip", "site.tar.gz", false},
 		{"zstd through a pipe", "site.tar.zst", true},
+		{"plain tar through a pipe", "site.tar", true},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -192,12 +193,7 @@ func TestRoundTrip(t *testing.T) {
 			arg := path
 			var stdin io.Reader
 			if tc.stdin {
-				f, err := os.Open(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer f.Close()
-				stdin, arg = f, "-"
+				stdin, arg = pipeFrom(t, path), "-"
 			}
 			v := relocateCmd(t, stdin, "verify", arg, "--json")
 			if v.code != 0 {
@@ -215,9 +211,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Fatalf("verify report: %+v", vrep)
 			}
 			if tc.stdin {
-				f, _ := os.Open(path)
-				defer f.Close()
-				stdin = f
+				stdin = pipeFrom(t, path)
 			}
 			mapping := filepath.Join(t.TempDir(), "mapping.json")
 			r := relocateCmd(t, stdin, "import", arg, "--to", dst.Host+"/"+prefix, "--plain-http", "--mapping", mapping)
@@ -241,6 +235,26 @@ func TestRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pipeFrom feeds a file through a real pipe, as stdin is across a data
+// diode: not seekable, not a regular file.
+func pipeFrom(t *testing.T, path string) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		f, err := os.Open(path)
+		if err == nil {
+			io.Copy(w, f)
+			f.Close()
+		}
+		w.Close()
+	}()
+	t.Cleanup(func() { r.Close() })
+	return r
 }
 
 // checkDestination asserts every image landed under prefix with its digest,

@@ -221,12 +221,7 @@ func TestRefusals(t *testing.T) {
 				t.Errorf("the affected image %s was tagged", images[1].Ref)
 			}
 			// Through a pipe, the same archive is refused too.
-			f, err := os.Open(bad)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if s := relocateCmd(t, f, "verify", "-"); s.code != exitRefused {
+			if s := relocateCmd(t, pipeFrom(t, bad), "verify", "-"); s.code != exitRefused {
 				t.Errorf("verify -: exit %d, want %d\n%s", s.code, exitRefused, s.stderr)
 			}
 		})
