@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -340,9 +341,34 @@ func (p *pusher) ensure(ctx context.Context, desc v1.Descriptor, open func() io.
 		}
 	}
 	var vr *mirror.VerifyingReader
+	// A stream can be read once: when a blob goes to several repositories
+	// and the registry declines a cross-repository mount, the second upload
+	// reads a copy kept on disk during the first.
+	var spool *os.File
+	defer func() {
+		if spool != nil {
+			spool.Close()
+			os.Remove(spool.Name())
+		}
+	}()
+	streamed := !p.s.r.RandomAccess()
 	openVerified := func() (io.Reader, error) {
+		src := open()
+		switch {
+		case streamed && spool != nil:
+			if _, err := spool.Seek(0, io.SeekStart); err != nil {
+				return nil, err
+			}
+			src = spool
+		case streamed && len(missing) > 1:
+			var err error
+			if spool, err = os.CreateTemp("", "relocate-blob-"); err != nil {
+				return nil, err
+			}
+			src = io.TeeReader(src, spool)
+		}
 		var err error
-		vr, err = mirror.NewVerifyingReader(open(), desc, entry)
+		vr, err = mirror.NewVerifyingReader(src, desc, entry)
 		return io.TeeReader(vr, progressWriter{p.prog}), err
 	}
 	uploaded := false

@@ -279,3 +279,33 @@ func TestRegistryFailsMidImport(t *testing.T) {
 	mustRun(t, "import", path, "--to", dst.Host+"/flaky", "--plain-http")
 	checkDestination(t, "flaky")
 }
+
+// TestStreamedImportWithoutMounts: a registry that declines cross-repository
+// mounts makes a streamed import upload a shared layer more than once; the
+// stream is read once, so the second upload comes from a spooled copy.
+func TestStreamedImportWithoutMounts(t *testing.T) {
+	needRegistries(t)
+	path := filepath.Join(t.TempDir(), "site.tar.zst")
+	exportAll(t, path)
+	target, _ := url.Parse("http://" + dst.Host)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var declined atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Has("mount") {
+			declined.Add(1)
+			q.Del("mount")
+			q.Del("from")
+			r.URL.RawQuery = q.Encode()
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	r := relocateCmd(t, pipeFrom(t, path), "import", "-", "--to", strings.TrimPrefix(srv.URL, "http://")+"/nomount", "--plain-http")
+	if r.code != 0 {
+		t.Fatalf("streamed import through a registry without mounts: exit %d\n%s", r.code, r.stderr)
+	}
+	if declined.Load() == 0 {
+		t.Fatal("no mount was attempted: the test proves nothing")
+	}
+	checkDestination(t, "nomount")
+}
