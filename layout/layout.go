@@ -38,6 +38,10 @@ const (
 	MaxTOCSize      = 64 << 20
 	MaxLayoutSize   = 1 << 10
 	MaxMetadataSize = 16 << 20
+	// MaxSmallTotal bounds all metadata together (it is held in memory
+	// while the archive is read), MaxBlobs the number of entries.
+	MaxSmallTotal = 256 << 20
+	MaxBlobs      = 1 << 20
 )
 
 // Kind says what role a blob plays in the graph.
@@ -224,8 +228,17 @@ func ParseTOC(b []byte) (*TOC, error) {
 	if t.SchemaVersion != TOCSchemaVersion {
 		return nil, fmt.Errorf("%s: schemaVersion %d, want %d", TOCFile, t.SchemaVersion, TOCSchemaVersion)
 	}
+	if len(t.Blobs) > MaxBlobs {
+		return nil, fmt.Errorf("%s: %d blobs, over the limit of %d", TOCFile, len(t.Blobs), MaxBlobs)
+	}
+	var small int64
 	seen := map[v1.Hash]bool{}
 	for _, b := range t.Blobs {
+		if b.Kind.Small() {
+			if small += b.Size; small > MaxSmallTotal {
+				return nil, fmt.Errorf("%s: metadata blobs add up to more than %d bytes", TOCFile, MaxSmallTotal)
+			}
+		}
 		if err := CheckDigest(b.Digest); err != nil {
 			return nil, fmt.Errorf("%s: %w", TOCFile, err)
 		}

@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -55,6 +56,7 @@ func TestParseTOCRefuses(t *testing.T) {
 		{"negative size", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":-1,"kind":"layer"}]}`, "negative"},
 		{"huge manifest", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":99999999,"kind":"manifest"}]}`, "limit"},
 		{"unknown kind", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":1,"kind":"script"}]}`, "unknown kind"},
+		{"too much metadata", `{"schemaVersion":1,"blobs":[` + manyMetadata() + `]}`, "add up to"},
 		{"duplicate", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":1,"kind":"layer"},{"digest":` + d + `,"size":1,"kind":"layer"}]}`, "twice"},
 	}
 	for _, tc := range tests {
@@ -125,4 +127,13 @@ func TestChildren(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyMetadata lists 20 distinct 16 MB metadata blobs: 320 MB in all.
+func manyMetadata() string {
+	var parts []string
+	for i := 0; i < 20; i++ {
+		parts = append(parts, fmt.Sprintf(`{"digest":"sha256:%064x","size":16000000,"kind":"metadata"}`, i))
+	}
+	return strings.Join(parts, ",")
 }
