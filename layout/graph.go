@@ -158,3 +158,31 @@ func Walk(top Child, get func(v1.Hash) ([]byte, bool), attached map[v1.Hash][]At
 	}
 	return c, visit(top, 0)
 }
+
+// Artifact is what a referrers listing shows of a manifest.
+type Artifact struct {
+	// Type is the manifest's artifactType, else its config's media type
+	// (OCI distribution spec).
+	Type        string
+	Subject     *v1.Hash
+	Annotations map[string]string
+}
+
+// ArtifactOf reads a manifest's artifact fields; absent fields stay empty.
+func ArtifactOf(raw []byte) Artifact {
+	var f struct {
+		ArtifactType string            `json:"artifactType"`
+		Config       *v1.Descriptor    `json:"config"`
+		Subject      *v1.Descriptor    `json:"subject"`
+		Annotations  map[string]string `json:"annotations"`
+	}
+	json.Unmarshal(raw, &f) // callers parse the manifest properly elsewhere
+	a := Artifact{Type: f.ArtifactType, Annotations: f.Annotations}
+	if a.Type == "" && f.Config != nil {
+		a.Type = string(f.Config.MediaType)
+	}
+	if f.Subject != nil {
+		a.Subject = &f.Subject.Digest
+	}
+	return a
+}

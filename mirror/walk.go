@@ -3,7 +3,6 @@ package mirror
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -213,11 +212,12 @@ func (w *walker) attachments(ctx context.Context, repo name.Repository, subject 
 	}
 	for _, d := range refs {
 		m, err := w.c.GetManifest(ctx, repo.Digest(d.Digest.String()))
-		if err == nil && subjectOf(m.Raw) != subject {
-			err = fmt.Errorf("listed as a referrer, but its subject is %q", subjectOf(m.Raw))
-		}
-		if err == nil && !w.wanted(artifactType(m.Raw)) {
-			continue
+		if err == nil {
+			if a := layout.ArtifactOf(m.Raw); a.Subject == nil || *a.Subject != subject {
+				err = fmt.Errorf("listed as a referrer, but its subject is not %s", subject)
+			} else if !w.wanted(a.Type) {
+				continue
+			}
 		}
 		if err == nil {
 			err = w.attach(ctx, repo, subject, m, layout.AttachReferrer, "", depth)
@@ -250,7 +250,8 @@ func (w *walker) broken(err error, what string) error {
 }
 
 func (w *walker) attach(ctx context.Context, repo name.Repository, subject v1.Hash, m *Manifest, kind, tag string, depth int) error {
-	a := layout.Attachment{Subject: subject, Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Raw)), Kind: kind, Tag: tag, ArtifactType: artifactType(m.Raw), Annotations: annotations(m.Raw)}
+	art := layout.ArtifactOf(m.Raw)
+	a := layout.Attachment{Subject: subject, Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Raw)), Kind: kind, Tag: tag, ArtifactType: art.Type, Annotations: art.Annotations}
 	key := subject.String() + "|" + a.Digest.String() + "|" + tag
 	w.mu.Lock()
 	dup := w.seen[key]
@@ -264,36 +265,3 @@ func (w *walker) attach(ctx context.Context, repo name.Repository, subject v1.Ha
 	}
 	return w.manifest(ctx, repo, v1.Descriptor{Digest: m.Digest, Size: a.Size, MediaType: typ(m.MediaType)}, m, depth+1)
 }
-
-// artifactFields are the parts of a manifest that referrers listings use.
-type artifactFields struct {
-	ArtifactType string            `json:"artifactType"`
-	Config       *v1.Descriptor    `json:"config"`
-	Subject      *v1.Descriptor    `json:"subject"`
-	Annotations  map[string]string `json:"annotations"`
-}
-
-func fields(raw []byte) artifactFields {
-	var f artifactFields
-	json.Unmarshal(raw, &f) // already parsed by layout.Children; absent fields stay empty
-	return f
-}
-
-// artifactType is what a referrers listing shows for a manifest: its
-// artifactType, else its config's media type (OCI distribution spec).
-func artifactType(raw []byte) string {
-	f := fields(raw)
-	if f.ArtifactType == "" && f.Config != nil {
-		return string(f.Config.MediaType)
-	}
-	return f.ArtifactType
-}
-
-func subjectOf(raw []byte) v1.Hash {
-	if f := fields(raw); f.Subject != nil {
-		return f.Subject.Digest
-	}
-	return v1.Hash{}
-}
-
-func annotations(raw []byte) map[string]string { return fields(raw).Annotations }

@@ -20,6 +20,7 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 		listed[b.Digest] = b
 	}
 	checkIndex(toc, index, ps)
+	checkAttachments(toc, small, ps)
 
 	out := map[string]*layout.Closure{}
 	for _, im := range toc.Images {
@@ -108,4 +109,39 @@ func Unsigned(toc *layout.TOC) []string {
 		}
 	}
 	return out
+}
+
+// checkAttachments holds the table of contents to what each attachment's
+// manifest says: the fallback indexes written at import and the signature
+// report are built from these fields.
+func checkAttachments(toc *layout.TOC, small map[v1.Hash][]byte, ps *Problems) {
+	for _, a := range toc.Attachments {
+		raw, ok := small[a.Digest]
+		if !ok {
+			continue // Walk reports the missing manifest for the image
+		}
+		got := layout.ArtifactOf(raw)
+		switch {
+		case int64(len(raw)) != a.Size:
+			ps.Add(a.Digest.String(), "attachment of %d bytes, the table of contents says %d", len(raw), a.Size)
+		case a.Kind == layout.AttachReferrer && (got.Subject == nil || *got.Subject != a.Subject):
+			ps.Add(a.Digest.String(), "listed as a referrer of %s, but its manifest names another subject", a.Subject)
+		case got.Type != a.ArtifactType:
+			ps.Add(a.Digest.String(), "artifact type %q in the table of contents, %q in the manifest", a.ArtifactType, got.Type)
+		case !sameAnnotations(got.Annotations, a.Annotations):
+			ps.Add(a.Digest.String(), "annotations in the table of contents differ from the manifest's")
+		}
+	}
+}
+
+func sameAnnotations(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
 }

@@ -330,3 +330,51 @@ func TestRequireSignatures(t *testing.T) {
 	mustRun(t, "export", "-o", signed, "--plain-http", "-q", s.ref)
 	mustRun(t, "verify", signed, "--require-signatures")
 }
+
+// TestAttachmentClaimsChecked: what the table of contents says of an
+// attachment (its subject, artifact type, annotations) must be what its
+// manifest says; a fake "signature" label or a moved subject is refused.
+func TestAttachmentClaimsChecked(t *testing.T) {
+	needRegistries(t)
+	s := pushSignedSet(t, src.Host, "claims/app", 700)
+	path := filepath.Join(t.TempDir(), "site.tar")
+	mustRun(t, "export", "-o", path, "--plain-http", "-q", s.ref)
+	tests := []struct {
+		name string
+		edit func(a map[string]any)
+		want string
+	}{
+		{"SBOM labelled a signature", func(a map[string]any) {
+			if a["artifactType"] == "application/spdx+json" {
+				a["artifactType"] = "application/vnd.cncf.notary.signature"
+			}
+		}, "artifact type"},
+		{"referrer moved to another subject", func(a map[string]any) {
+			if a["kind"] == "referrer" && a["subject"] != s.index.Digest {
+				a["subject"] = s.index.Digest
+			}
+		}, "another subject"},
+		{"annotations forged", func(a map[string]any) {
+			if a["kind"] == "referrer" {
+				a["annotations"] = map[string]any{"org.example.verdict": "approved"}
+			}
+		}, "annotations"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bad := filepath.Join(t.TempDir(), "bad.tar")
+			writeAll(t, bad, edit(readAll(t, path), "relocate-toc.json", func(e *entry) {
+				var toc map[string]any
+				json.Unmarshal(e.data, &toc)
+				for _, a := range toc["attachments"].([]any) {
+					tc.edit(a.(map[string]any))
+				}
+				e.data, _ = json.Marshal(toc)
+			}))
+			r := relocateCmd(t, nil, "verify", bad)
+			if r.code != exitRefused || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, want %d and %q\n%s", r.code, exitRefused, tc.want, r.stderr)
+			}
+		})
+	}
+}
