@@ -164,9 +164,16 @@ func (s *Session) Expired(t time.Time) []string {
 // is loaded through its delegator like any other (snapshot version and hash,
 // delegator's threshold, expiry).
 func (s *Session) RoleVouches(role, path string, want *metadata.TargetFiles, minSigs int) error {
-	parent, err := s.loadRole(role, 0)
+	parent, hops, err := s.find(s.trusted(), metadata.TARGETS, role, 0)
 	if err != nil {
 		return fmt.Errorf("role %s: %w", role, err)
+	}
+	// Every delegation on the way must cover the target: a role delegated
+	// for other paths does not vouch for this one, whatever it lists.
+	for _, h := range hops {
+		if ok, err := h.IsDelegatedPath(path); err != nil || !ok {
+			return fmt.Errorf("role %s is not trusted for %s: delegation %s covers other paths", role, path, h.Name)
+		}
 	}
 	tm := s.trusted()
 	md := tm.Targets[role]
@@ -199,38 +206,35 @@ func (s *Session) RoleVouches(role, path string, want *metadata.TargetFiles, min
 	return nil
 }
 
-// loadRole loads a delegated role through the delegation tree from targets
-// and returns its delegator's name.
-func (s *Session) loadRole(role string, depth int) (string, error) {
-	tm := s.trusted()
-	return s.find(tm, metadata.TARGETS, role, depth)
-}
-
-func (s *Session) find(tm trustedmetadata.TrustedMetadata, parent, role string, depth int) (string, error) {
+// find loads a delegated role through the delegation tree from parent and
+// returns its delegator's name and the delegations leading to it.
+func (s *Session) find(tm trustedmetadata.TrustedMetadata, parent, role string, depth int) (string, []metadata.DelegatedRole, error) {
 	if depth > maxDelegations {
-		return "", fmt.Errorf("role %s: delegations nested too deeply", role)
+		return "", nil, fmt.Errorf("role %s: delegations nested too deeply", role)
 	}
 	p := tm.Targets[parent]
 	if p.Signed.Delegations == nil {
-		return "", errNoRole
+		return "", nil, errNoRole
 	}
 	for _, d := range p.Signed.Delegations.Roles {
 		if err := s.load(tm, d.Name, parent); err != nil {
 			if d.Name == role {
-				return "", err
+				return "", nil, err
 			}
 			continue
 		}
 		if d.Name == role {
-			return parent, nil
+			return parent, []metadata.DelegatedRole{d}, nil
 		}
-		if got, err := s.find(tm, d.Name, role, depth+1); err == nil {
-			return got, nil
-		} else if !errors.Is(err, errNoRole) {
-			return "", err
+		got, hops, err := s.find(tm, d.Name, role, depth+1)
+		if err == nil {
+			return got, append([]metadata.DelegatedRole{d}, hops...), nil
+		}
+		if !errors.Is(err, errNoRole) {
+			return "", nil, err
 		}
 	}
-	return "", errNoRole
+	return "", nil, errNoRole
 }
 
 var errNoRole = errors.New("no such delegated role")

@@ -333,6 +333,10 @@ func TestTUFAttacks(t *testing.T) {
 		{name: "policy role missing", attack: func(s *tufSite) string {
 			return s.export(nil)
 		}, want: "security", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"security","minSignatures":1}]}]}`)}},
+		{name: "policy role delegated for other paths", opts: testtuf.Options{Delegations: []testtuf.Delegation{{Name: "releases", Paths: []string{"*/*/*"}}, {Name: "qa", Paths: []string{"elsewhere/*/*"}}}}, attack: func(s *tufSite) string {
+			s.vouch("qa", images[0])
+			return s.export(nil)
+		}, want: "not trusted for", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":1}]}]}`)}},
 		{name: "policy role under its signature count", opts: testtuf.Options{Delegations: []testtuf.Delegation{{Name: "releases", Paths: []string{"*/*/*"}}, {Name: "qa", Keys: 3, Threshold: 1, Paths: []string{"*/*/*"}}}}, attack: func(s *tufSite) string {
 			s.repo.SignWith("qa", []int{0})
 			s.vouch("qa", images[0])
