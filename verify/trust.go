@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/relocate-dev/relocate/bundle"
 	"github.com/relocate-dev/relocate/layout"
@@ -216,7 +217,7 @@ func expiredRole(err error) string {
 // digest (contentDigest), as CNAB Security intends.
 func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[string]*notary.Result, ps *Problems) ([]ImageTrust, []BundleTrust) {
 	isBundle := map[string]bool{}
-	pinnedBy := map[v1.Hash]string{}
+	pinnedBy := map[string]string{} // image reference@digest → bundle
 	var bundles []BundleTrust
 	vouched := map[v1.Hash]bool{}
 	for _, b := range in.Bundles {
@@ -233,7 +234,7 @@ func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[
 			bt.InTotoNote, bt.inToto = note, err == nil && note != ""
 			for _, bi := range b.Images {
 				if bi.Pinned {
-					pinnedBy[bi.Digest] = b.Ref
+					pinnedBy[pinKey(bi.Ref, bi.Digest)] = b.Ref
 				}
 			}
 		}
@@ -244,8 +245,9 @@ func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[
 		if isBundle[im.Ref] {
 			continue
 		}
-		// Notary trust data for the image's GUN decides, when the archive carries it.
-		if v, found, why := notaryVouch(im, notaries); found {
+		// Notary trust data for the image's GUN decides, when the archive
+		// carries it and the site's policy has no mapping of its own for it.
+		if v, found, why := notaryVouch(im, notaries); found && len(in.Policy.mappingsFor(im.Ref)) == 0 {
 			if why != "" {
 				ps.Add(im.Ref, "not vouched for: %s", why)
 			} else {
@@ -260,7 +262,7 @@ func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[
 		}
 		it, why := bind(im, in, sessions)
 		if why != "" {
-			if ref, ok := pinnedBy[im.Digest]; ok {
+			if ref, ok := pinnedBy[pinKey(im.Ref, im.Digest)]; ok {
 				it, why = ImageTrust{Ref: im.Ref, VouchedBy: []Vouch{{Repository: "bundle " + ref, Role: "contentDigest"}}}, ""
 			}
 		}
@@ -368,6 +370,15 @@ func satisfy(im layout.Image, m Mapping, sessions map[string]*tufstore.Session) 
 		vouches = append(vouches, Vouch{Repository: repo, Role: r.Role, Version: roleVersion(s, r.Role)})
 	}
 	return vouches, ""
+}
+
+// pinKey names an image by its reference and digest: a bundle's
+// contentDigest vouches for that image under that name only.
+func pinKey(ref string, d v1.Hash) string {
+	if r, err := name.ParseReference(ref); err == nil {
+		ref = r.Name()
+	}
+	return ref + "|" + d.String()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

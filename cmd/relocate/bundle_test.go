@@ -266,6 +266,25 @@ func TestBundleUnderTUF(t *testing.T) {
 	if tags := tagsUnder(t, "cnab3"); len(tags) != 0 {
 		t.Errorf("tagged %v", tags)
 	}
+	// The bundle vouches for its images under their own names only: the same
+	// digest under another name is not vouched for.
+	from, _ := name.ParseReference(images[1].Ref, name.Insecure)
+	desc, err := remote.Get(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alias, _ := name.ParseReference(src.Host+"/team/alias:prod", name.Insecure)
+	img, _ := desc.Image()
+	if err := remote.Write(alias, img); err != nil {
+		t.Fatal(err)
+	}
+	withAlias := filepath.Join(t.TempDir(), "alias.tar")
+	mustRun(t, "export", "-o", withAlias, "--plain-http", "-q", "--bundle", writeBundle(t, raw)+"="+ref, alias.String(), "--tuf", "shop="+repo.Serve(t))
+	r = relocateCmd(t, nil, "verify", withAlias, "--state", t.TempDir(), "--trust", "shop="+root)
+	if r.code != exitRefused || !strings.Contains(r.stderr, alias.String()+": not vouched for") {
+		t.Fatalf("an alias of a pinned image: exit %d\n%s", r.code, r.stderr)
+	}
+
 	// A bundle.json TUF does not vouch for is refused.
 	other := bundleJSON(t, nil)
 	other = bytes.Replace(other, []byte(`"1.0.0"`), []byte(`"1.0.1"`), 1)
