@@ -102,10 +102,16 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 	verify.Bundles(s.toc, s.small, s.ps)
 	var store *tufstore.Store
 	var next map[string]*tufstore.RepoState
-	if s.trustApplies(o.Trust) {
-		if store, err = tufstore.Open(stateDir(o.Trust)); err != nil {
-			return nil, err
-		}
+	if store, err = tufstore.Open(stateDir(o.Trust)); err != nil {
+		return nil, err
+	}
+	applies, err := s.trustApplies(o.Trust, store)
+	if err != nil {
+		return nil, err
+	}
+	if !applies {
+		store = nil
+	} else {
 		if err := store.Lock(); err != nil {
 			return nil, err
 		}

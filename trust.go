@@ -54,8 +54,17 @@ type TrustReport struct {
 }
 
 // applies reports whether the archive or the site asks for trust checks.
-func (s *source) trustApplies(o TrustOptions) bool {
-	return len(s.toc.TUF) > 0 || len(s.toc.Notary) > 0 || o.Policy != nil
+// A site that has pinned or recorded any trust metadata checks every
+// archive, so that one stripped of its metadata is not simply let through.
+func (s *source) trustApplies(o TrustOptions, store *tufstore.Store) (bool, error) {
+	if len(s.toc.TUF) > 0 || len(s.toc.Notary) > 0 || o.Policy != nil || len(o.Pins) > 0 || len(o.PinCAs) > 0 {
+		return true, nil
+	}
+	state, err := store.Load()
+	if err != nil {
+		return false, fmt.Errorf("reading the trusted state in %s: %w", store.Dir(), err)
+	}
+	return len(state) > 0, nil
 }
 
 // trust verifies the archive's TUF chains and binds its images, recording

@@ -64,11 +64,13 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	verify.Structure(s.toc, s.index, s.small, s.ps)
 	verify.Bundles(s.toc, s.small, s.ps)
 	var tr *TrustReport
-	if s.trustApplies(o.Trust) {
-		store, err := tufstore.Open(stateDir(o.Trust))
-		if err != nil {
-			return nil, err
-		}
+	store, err := tufstore.Open(stateDir(o.Trust))
+	if err != nil {
+		return nil, err
+	}
+	if applies, err := s.trustApplies(o.Trust, store); err != nil {
+		return nil, err
+	} else if applies {
 		if tr, _, err = s.trust(o.Trust, store); err != nil {
 			return nil, err
 		}

@@ -298,7 +298,12 @@ func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session)
 	mappings := in.Policy.mappingsFor(im.Ref)
 	if len(mappings) == 0 {
 		if len(sessions) == 0 {
-			return it, "" // no TUF in the archive and no policy for this image
+			if in.siteTrusts() && !in.Policy.allowsUnvouched(im.Ref) {
+				// A downgrade: the site relies on signed metadata, the archive brings none for this image.
+				return it, "this site has pinned or recorded trust metadata, and the archive carries none that vouches for this image (allow it explicitly with the policy's allowUnvouched)"
+			}
+			it.Unvouched = in.siteTrusts()
+			return it, "" // allowed, or nothing pinned and no policy
 		}
 		// Without a policy any repository of the archive may vouch.
 		var all []string
@@ -370,6 +375,11 @@ func satisfy(im layout.Image, m Mapping, sessions map[string]*tufstore.Session) 
 		vouches = append(vouches, Vouch{Repository: repo, Role: r.Role, Version: roleVersion(s, r.Role)})
 	}
 	return vouches, ""
+}
+
+// siteTrusts reports whether the site relies on signed metadata at all.
+func (in TrustInput) siteTrusts() bool {
+	return len(in.State) > 0 || len(in.Pins) > 0 || len(in.PinCAs) > 0
 }
 
 // pinKey names an image by its reference and digest: a bundle's

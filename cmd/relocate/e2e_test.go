@@ -38,6 +38,8 @@ func testMain(m *testing.M) int {
 		panic(err)
 	}
 	defer os.RemoveAll(dir)
+	// The default state directory must not be the user's.
+	os.Setenv("XDG_DATA_HOME", filepath.Join(dir, "xdg"))
 	ctx := context.Background()
 	if src, err = testregistry.Start(ctx, filepath.Join(dir, "src")); err != nil {
 		fmt.Fprintln(os.Stderr, err)

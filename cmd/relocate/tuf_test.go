@@ -506,3 +506,17 @@ func TestTUFKilledDuringImport(t *testing.T) {
 	s.accept(path, "--trust", "team="+s.root)
 	checkTag(t, s.prefix, images[0])
 }
+
+// TestTUFDowngradeRefused: once a site relies on TUF, an archive stripped of
+// its metadata is refused, unless the site's policy lets the image in.
+func TestTUFDowngradeRefused(t *testing.T) {
+	s := newTUFSite(t, testtuf.Options{})
+	s.accept(s.export(nil), "--trust", "team="+s.root)
+	plain := filepath.Join(t.TempDir(), "plain.tar")
+	mustRun(t, "export", "-o", plain, "--plain-http", "-q", refs[1])
+	s.refuse(plain, "carries none that vouches for this image")
+	r := s.accept(plain, "--policy", writePolicy(`{"allowUnvouched":["`+refs[1]+`"]}`))
+	if !strings.Contains(r.stderr, "unvouched: "+refs[1]) {
+		t.Errorf("the allowed image is not reported as unvouched:\n%s", r.stderr)
+	}
+}
