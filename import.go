@@ -3,6 +3,7 @@ package relocate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -152,6 +153,15 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 		return nil, err
 	}
 	var configs []layout.Child
+	p.skip = map[v1.Hash]bool{}
+	for i, t := range targets {
+		if !complete[i] {
+			continue
+		}
+		for _, b := range t.closure.Blobs {
+			p.skip[b.Digest] = true
+		}
+	}
 	for i, t := range targets {
 		if complete[i] {
 			continue
@@ -230,6 +240,10 @@ func appendRepo(rs []name.Repository, r name.Repository) []name.Repository {
 	return append(rs, r)
 }
 
+// ErrNameConflict is a destination that two images of an archive would
+// share: the user must choose another --to or import them apart.
+var ErrNameConflict = errors.New("name conflict")
+
 // plan maps every image to its destination: HOST/path/name:tag becomes
 // TO/path/name:tag. Two images may not land on one name.
 func plan(c *mirror.Client, to string, images []layout.Image, closures map[string]*layout.Closure) ([]*target, error) {
@@ -250,7 +264,7 @@ func plan(c *mirror.Client, to string, images []layout.Image, closures map[strin
 		}
 		t := &target{image: im, repo: repo, tag: layout.TagOf(im.Ref), closure: closures[im.Ref]}
 		if prev, ok := landed[dest(t)]; ok {
-			return nil, fmt.Errorf("%s and %s would both land on %s: import them separately or under different prefixes", prev, im.Ref, dest(t))
+			return nil, fmt.Errorf("%w: %s and %s would both land on %s: import them separately or under different prefixes", ErrNameConflict, prev, im.Ref, dest(t))
 		}
 		landed[dest(t)] = im.Ref
 		out = append(out, t)
@@ -268,8 +282,9 @@ type pusher struct {
 
 	mu                       sync.Mutex
 	bad                      map[v1.Hash]bool
-	api                      map[string]bool // registry → answers the referrers API
-	done                     map[string]bool // repository@digest of manifests pushed or present
+	api                      map[string]bool  // registry → answers the referrers API
+	done                     map[string]bool  // repository@digest of manifests pushed or present
+	skip                     map[v1.Hash]bool // blobs of images the destination already holds whole
 	fallbackMu               sync.Mutex
 	pushed, mounted, skipped int
 	bytes                    int64
@@ -293,6 +308,21 @@ func (p *pusher) pushBlobs(ctx context.Context, configs []layout.Child, jobs int
 			}
 		}
 		sort.Slice(layers, func(i, j int) bool { return p.s.layers[layers[i]].Offset < p.s.layers[layers[j]].Offset })
+		// Layers the archive lists but no image needs are checked all the
+		// same, as a streamed import does.
+		for d, e := range p.s.layers {
+			if _, needed := p.repos[d]; needed || p.skip[d] {
+				continue
+			}
+			eg.Go(func() error {
+				err := mirror.CopyVerified(io.Discard, p.s.r.SectionReader(e), v1.Descriptor{Digest: d, Size: e.Size}, e.Name)
+				if IsRefused(err) {
+					p.fail(d, e.Name, err)
+					return nil
+				}
+				return err
+			})
+		}
 		for _, d := range layers {
 			e := p.s.layers[d]
 			eg.Go(func() error {

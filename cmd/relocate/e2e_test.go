@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/relocate-dev/relocate/internal/testimages"
 	"github.com/relocate-dev/relocate/internal/testregistry"
 )
@@ -472,5 +474,30 @@ func forEachEntry(t *testing.T, path string, fn func(*tar.Header, []byte)) {
 			t.Fatal(err)
 		}
 		fn(h, data)
+	}
+}
+
+// TestNameConflict: two images that would land on one name are a usage
+// error (exit 2): the user picks another --to or imports them apart.
+func TestNameConflict(t *testing.T) {
+	needRegistries(t)
+	// The same repository and tag on a second registry.
+	other, _ := name.ParseReference(dst.Host+"/team/app-0:v1", name.Insecure)
+	from, _ := name.ParseReference(refs[0], name.Insecure)
+	img, err := remote.Image(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(other, img); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "site.tar")
+	mustRun(t, "export", "-o", path, "--plain-http", "-q", refs[0], other.String())
+	r := relocateCmd(t, nil, "import", path, "--to", dst.Host+"/conflict", "--plain-http")
+	if r.code != exitUsage || !strings.Contains(r.stderr, "would both land on") {
+		t.Fatalf("exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
+	if tags := tagsUnder(t, "conflict"); len(tags) != 0 {
+		t.Errorf("tagged %v", tags)
 	}
 }

@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fmt.Fprintln(stderr, "relocate: "+err.Error())
 	var ue usageError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, relocate.ErrNameConflict):
 		fmt.Fprintln(stderr, usageMessage)
 		return exitUsage
 	case relocate.IsRefused(err):
