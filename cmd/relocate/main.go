@@ -359,8 +359,9 @@ func verifyCmd(e *env) *cli.Command {
 		ArgsUsage: "ARCHIVE",
 		Description: `Reads the archive once, streaming ("-" for stdin), and checks every blob's
 digest and size, that every manifest's references are present, and that
-index.json and the table of contents agree. Exits 0 with a summary, or names
-every problem and exits 3.`,
+index.json and the table of contents agree, and verifies trust metadata as
+import does (reading the site's state, never writing it). Exits 0 with a
+summary, or names every problem and exits 3.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "require-signatures", Usage: "refuse (exit 3) when an image has no signature attached"},
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), jsonFlag(), quietFlag(),
@@ -410,7 +411,13 @@ func importCmd(e *env) *cli.Command {
 it streams), manifests by digest, and tags last, only for images whose every
 blob was verified. HOST1/path/name:tag lands on HOST/PREFIX/path/name:tag with
 the same digest. Rerunning an import finishes an interrupted one; re-importing
-is fast, as everything already present is skipped.`,
+is fast, as everything already present is skipped.
+
+When the archive carries TUF or Notary v1 metadata, or the site has pinned or
+recorded any (--state, --trust), the metadata is verified from the site's
+trust first, every image (and CNAB bundle) must be vouched for, and the new
+state is committed only after everything was pushed. Exit codes: 0 ok,
+1 operational (retry), 2 usage, 3 refused (the media is bad or hostile).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
