@@ -14,6 +14,9 @@ type InspectReport struct {
 	Archive     string           `json:"archive"`
 	Compression string           `json:"compression"`
 	Images      []InspectedImage `json:"images"`
+	Bundles     []layout.Bundle  `json:"bundles,omitempty"`
+	TUF         []layout.TUFRepo `json:"tuf,omitempty"`
+	Notary      []layout.TUFRepo `json:"notary,omitempty"`
 	Blobs       []layout.Blob    `json:"blobs"`
 	Bytes       int64            `json:"bytes"`
 }
@@ -33,7 +36,8 @@ func Inspect(ctx context.Context, path string, stdin io.Reader) (*InspectReport,
 		return nil, err
 	}
 	defer s.Close()
-	rep := &InspectReport{Archive: path, Compression: string(s.r.Compression()), Blobs: s.toc.Blobs, Bytes: s.toc.TotalBytes()}
+	rep := &InspectReport{Archive: path, Compression: string(s.r.Compression()), Blobs: s.toc.Blobs, Bytes: s.toc.TotalBytes(),
+		Bundles: s.toc.Bundles, TUF: s.toc.TUF, Notary: s.toc.Notary}
 	attached := s.toc.AttachedTo()
 	for _, im := range s.toc.Images {
 		ii := InspectedImage{Image: im}

@@ -21,6 +21,7 @@ import (
 	"github.com/relocate-dev/relocate"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/internal/atomicfile"
+	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/verify"
 	"github.com/urfave/cli/v2"
@@ -528,6 +529,21 @@ func inspectCmd(e *env) *cli.Command {
 						what = "tag " + a.Tag
 					}
 					fmt.Fprintf(w, "    attached to %s: %s %s (%s)\n", short(a.Subject.String()), a.Kind, a.Digest, what)
+				}
+			}
+			for _, b := range rep.Bundles {
+				fmt.Fprintf(w, "  CNAB bundle %s: bundle.json %s, %d image(s)\n", b.Ref, b.Digest, len(b.Images))
+			}
+			for _, group := range []struct {
+				kind  string
+				repos []layout.TUFRepo
+			}{{"TUF repository", rep.TUF}, {"Notary GUN", rep.Notary}} {
+				for _, r := range group.repos {
+					var roles []string
+					for _, ro := range r.Roles {
+						roles = append(roles, fmt.Sprintf("%s v%d (expires %s)", ro.Role, ro.Version, ro.Expires.Format("2006-01-02")))
+					}
+					fmt.Fprintf(w, "  %s %s from %s: %s\n", group.kind, r.Name, r.URL, strings.Join(roles, ", "))
 				}
 			}
 			return w.Flush()
