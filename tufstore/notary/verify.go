@@ -455,6 +455,11 @@ func (v *verifier) verifyTargets(root *rootInfo, sm *metaSigned) error {
 			if p.name == roleTargets {
 				return v.fail(roleTargets, 0, fmt.Errorf("%w: snapshot lists no targets", ErrMissing))
 			}
+			// A role the site trusted before may not vanish: its parent still
+			// declares it, and dropping it would fall back to older targets.
+			if ver, trusted := v.state[file]; trusted {
+				return v.fail(p.name, ver, fmt.Errorf("%w: the snapshot no longer lists %s, which the site trusted at version %d", ErrRollback, p.name, ver))
+			}
 			continue // declared but never published: vouches for nothing
 		}
 		data, env, err := v.load(p.name, file, MaxMetaSize)

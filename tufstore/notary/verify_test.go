@@ -342,6 +342,21 @@ func TestVerifySynthetic(t *testing.T) {
 			err: ErrRollback, role: roleReleases,
 		},
 		{
+			name: "a trusted delegation dropped from a newer snapshot",
+			setup: func(t *testing.T, s *synthRepo) {
+				s.delegs[0].omit = true // the server's snapshot key re-signs without it
+			},
+			trusted: func(t *testing.T, s *synthRepo, f map[string][]byte) Trusted {
+				older := *s
+				d := *s.delegs[0]
+				d.omit = false
+				older.delegs = []*synthDeleg{&d}
+				older.tsVersion, older.snapVersion = 1, 1
+				return Trusted{Root: f[rootVersionFile(1)], State: older.build(t)}
+			},
+			err: ErrRollback, role: roleReleases,
+		},
+		{
 			name: "state from an earlier import",
 			trusted: func(t *testing.T, s *synthRepo, f map[string][]byte) Trusted {
 				older := *s
