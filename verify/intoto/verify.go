@@ -1,6 +1,8 @@
 package intoto
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -163,6 +165,12 @@ func (v *verifier) layout(env in_toto.Metadata, keys map[string]in_toto.Key, thr
 		if len(verified[step.Name]) == 0 {
 			return in_toto.Layout{}, nil, refuse(where, "step %q: no link signed by an authorized functionary", step.Name)
 		}
+		// The library counts links by the key ID their file name and
+		// signature claim; with certificates one functionary could claim
+		// several. Count distinct signers instead.
+		if n := distinctSigners(step, verified[step.Name]); n < max(step.Threshold, 1) {
+			return in_toto.Layout{}, nil, refuse(where, "step %q: links from %d distinct functionaries, threshold %d", step.Name, n, step.Threshold)
+		}
 	}
 
 	if err := v.sublayouts(lay, verified, linkDir, prefix); err != nil {
@@ -324,4 +332,30 @@ func writeFiles(dir string, files map[string][]byte) error {
 
 func refuse(where, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: "+format, append([]any{ErrVerification, where}, args...)...)
+}
+
+// distinctSigners counts the functionaries behind a step's verified links:
+// a layout key counts once by its ID, a certificate once by its bytes, and a
+// link whose claimed key ID has no signature of that ID counts for nothing.
+func distinctSigners(step in_toto.Step, links map[string]in_toto.Metadata) int {
+	authorized := map[string]bool{}
+	for _, id := range step.PubKeys {
+		authorized[id] = true
+	}
+	signers := map[string]bool{}
+	for keyID, m := range links {
+		for _, sig := range m.Sigs() {
+			if sig.KeyID != keyID {
+				continue
+			}
+			switch {
+			case sig.Certificate != "":
+				sum := sha256.Sum256([]byte(strings.TrimSpace(sig.Certificate)))
+				signers["cert:"+hex.EncodeToString(sum[:])] = true
+			case authorized[keyID]:
+				signers["key:"+keyID] = true
+			}
+		}
+	}
+	return len(signers)
 }
