@@ -42,6 +42,15 @@ func openThick(path string) (*bundle.Bundle, *thickLayout, error) {
 		return nil, nil, err
 	}
 	tl := &thickLayout{dir: dir}
+	// Layers are compressed already, so a bundle barely shrinks in its
+	// gzip: one that expands far beyond its size is a decompression bomb,
+	// refused before it fills the disk.
+	st, err := f.Stat()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	budget := 4*st.Size() + 64<<20
 	b, err := bundle.OpenThick(f, func(name string, _ int64, r io.Reader) error {
 		d, ok := layout.ParseBlobPath(name)
 		if !ok {
@@ -51,7 +60,12 @@ func openThick(path string) (*bundle.Bundle, *thickLayout, error) {
 		if err != nil {
 			return err
 		}
-		if _, err := io.Copy(out, r); err != nil {
+		n, err := io.Copy(out, io.LimitReader(r, budget+1))
+		budget -= n
+		if err == nil && budget < 0 {
+			err = fmt.Errorf("expands to more than four times its size: refused as a decompression bomb")
+		}
+		if err != nil {
 			out.Close()
 			return err
 		}

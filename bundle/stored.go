@@ -94,6 +94,10 @@ func ParseStored(index []byte, get func(v1.Hash) ([]byte, error)) (*Stored, erro
 			if _, dup := components[name]; dup {
 				return nil, fmt.Errorf("cnab index: component %q listed twice", name)
 			}
+			if isInvocationKey(name) {
+				// It would take the place of an invocation image below.
+				return nil, fmt.Errorf("cnab index: component name %q is reserved for invocation images", name)
+			}
 			components[name] = d
 		default:
 			return nil, fmt.Errorf("cnab index: manifest %d (%s): %s %q", i, d.Digest, AnnotationManifestType, t)

@@ -183,6 +183,11 @@ func TestParseStoredRefused(t *testing.T) {
 		{"component missing", rewrite(func(ix *v1.IndexManifest) { ix.Manifests = ix.Manifests[:3] }), good, "image web"},
 		{"component listed twice", rewrite(func(ix *v1.IndexManifest) { ix.Manifests = append(ix.Manifests, ix.Manifests[3]) }), good, `component "web" listed twice`},
 		{"unknown entry type", rewrite(func(ix *v1.IndexManifest) { ix.Manifests[2].Annotations[AnnotationManifestType] = "sbom" }), good, `io.cnab.manifest.type "sbom"`},
+		{"component posing as the invocation image", rewrite(func(ix *v1.IndexManifest) {
+			extra := ix.Manifests[3]
+			extra.Annotations = map[string]string{AnnotationManifestType: ManifestTypeComponent, AnnotationComponentName: "invocation-0"}
+			ix.Manifests = append(ix.Manifests, extra)
+		}), good, `component name "invocation-0" is reserved`},
 		{"component swapped for another image", rewrite(func(ix *v1.IndexManifest) {
 			ix.Manifests[3].Digest = ix.Manifests[2].Digest
 		}), good, "image web (registry.example.com/helloworld/web@sha256:0d1e2f3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3e4f50): manifest sha256:f3e2"},

@@ -19,7 +19,7 @@ import (
 // callback decides what it accepts.
 const (
 	MaxBundleJSONSize = 16 << 20 // bundle.json is read into memory
-	MaxThickEntries   = 1 << 20  // tar entries, directories included
+	MaxThickEntries   = 1 << 16  // tar entries, directories included; every name is remembered
 	maxEntryName      = 1024     // bytes; layout names are ~80, and every name is remembered
 )
 
@@ -69,6 +69,13 @@ func OpenThick(r io.Reader, each func(name string, size int64, r io.Reader) erro
 		}
 		if hdr.Typeflag == tar.TypeXGlobalHeader {
 			continue // PAX global header: metadata, not a file
+		}
+		for k := range hdr.PAXRecords {
+			// archive/tar expands PAX sparse files into zeros: a few bytes
+			// could claim terabytes.
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return nil, fmt.Errorf("thick bundle: entry %q: sparse files are refused", hdr.Name)
+			}
 		}
 		name, err := entryName(hdr.Name)
 		if err != nil {
