@@ -253,18 +253,14 @@ func TestRegistryFailsMidImport(t *testing.T) {
 	needRegistries(t)
 	path := filepath.Join(t.TempDir(), "site.tar")
 	exportAll(t, path)
-	target, _ := url.Parse("http://" + dst.Host)
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var uploads atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	proxyHost := dstProxy(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") && uploads.Add(1) > 3 {
 			http.Error(w, "disk full", http.StatusInternalServerError)
-			return
+			return true
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	proxyHost := strings.TrimPrefix(srv.URL, "http://")
+		return false
+	})
 
 	r := relocateCmd(t, nil, "import", path, "--to", proxyHost+"/flaky", "--plain-http", "--jobs", "1")
 	if r.code != exitFailure {
@@ -287,20 +283,17 @@ func TestStreamedImportWithoutMounts(t *testing.T) {
 	needRegistries(t)
 	path := filepath.Join(t.TempDir(), "site.tar.zst")
 	exportAll(t, path)
-	target, _ := url.Parse("http://" + dst.Host)
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var declined atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	host := dstProxy(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if q := r.URL.Query(); q.Has("mount") {
 			declined.Add(1)
 			q.Del("mount")
 			q.Del("from")
 			r.URL.RawQuery = q.Encode()
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	r := relocateCmd(t, pipeFrom(t, path), "import", "-", "--to", strings.TrimPrefix(srv.URL, "http://")+"/nomount", "--plain-http")
+		return false
+	})
+	r := relocateCmd(t, pipeFrom(t, path), "import", "-", "--to", host+"/nomount", "--plain-http")
 	if r.code != 0 {
 		t.Fatalf("streamed import through a registry without mounts: exit %d\n%s", r.code, r.stderr)
 	}
@@ -308,4 +301,20 @@ func TestStreamedImportWithoutMounts(t *testing.T) {
 		t.Fatal("no mount was attempted: the test proves nothing")
 	}
 	checkDestination(t, "nomount")
+}
+
+// dstProxy puts a proxy in front of the destination registry and returns
+// its host; intercept sees every request first and answers it itself by
+// returning true. The proxy is closed when the test ends.
+func dstProxy(t *testing.T, intercept func(http.ResponseWriter, *http.Request) bool) string {
+	t.Helper()
+	target, _ := url.Parse("http://" + dst.Host)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !intercept(w, r) {
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }

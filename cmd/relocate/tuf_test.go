@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -467,18 +464,15 @@ func TestTUFKilledDuringImport(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	target, _ := url.Parse("http://" + dst.Host)
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	uploading := make(chan struct{}, 100)
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := dstProxy(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/blobs/uploads/") {
 			uploading <- struct{}{}
 			time.Sleep(2 * time.Second)
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer slow.Close()
-	to := strings.TrimPrefix(slow.URL, "http://") + "/" + s.prefix
+		return false
+	})
+	to := slow + "/" + s.prefix
 	cmd := exec.Command(bin, "import", path, "--to", to, "--plain-http", "--state", s.state, "--trust", "team="+s.root, "-q")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
