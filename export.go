@@ -303,7 +303,7 @@ func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph, bundles [
 			g.Warnings = append(g.Warnings, fmt.Sprintf("TUF %s: delegated role %s: images it should vouch for will be refused", src.Name, m))
 		}
 		if src.Root != nil {
-			s, err := tufstore.Update(src.Name, chain.Files, tufstore.Trusted{Root: src.Root}, time.Now())
+			s, err := tufstore.Update(src.Name, chain.Files, tufstore.Trusted{Root: src.Root}, time.Now(), tufstore.Grace{})
 			if err != nil {
 				return nil, verify.Refuse("tuf:"+src.Name, "metadata from %s does not verify from the given root: %v", src.URL, err)
 			}

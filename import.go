@@ -31,14 +31,15 @@ type ImportOptions struct {
 	// Trust holds the site's trust settings; the state is committed only
 	// after everything was pushed.
 	Trust TrustOptions
-	// PolicyFile names the policy in the audit log.
-	PolicyFile string
 	// BeforeCommit, if set, runs after everything was pushed and before the
 	// trusted state is committed; an error leaves the state as it was.
 	BeforeCommit func() error
 	Client       *mirror.Client
 	Progress     Progress
 }
+
+// ErrUsage marks a mistake in how an operation was asked for (exit 2).
+var ErrUsage = errors.New("usage")
 
 // ImportedImage is what happened to one image.
 type ImportedImage struct {
@@ -73,46 +74,61 @@ type target struct {
 	repo    name.Repository
 	tag     string
 	closure *layout.Closure
+	// indexed are the manifests the registry listed as referrers itself.
+	indexed map[v1.Hash]bool
 }
 
 // Import republishes an archive into a registry with every digest unchanged:
 // the archive's metadata is checked before anything is pushed; then blobs
 // (skipping what exists, mounting across repositories, checking digests as
 // they stream), manifests by digest, and tags last, only for images whose
-// every blob was verified. A refusal is a *verify.Error; the report then
-// says which images were refused and why.
-func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
+// every blob was verified, and only while the trust metadata is still
+// fresh. A refusal is a *verify.Error; the report then says which images
+// were refused and why. Every import that reaches a verdict is recorded in
+// the audit log of the site's state when trust applies.
+func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
+	if !o.Trust.At.IsZero() {
+		return nil, fmt.Errorf("%w: import judges expiry at the local clock; --at is for verify only", ErrUsage)
+	}
 	if o.Client == nil {
 		o.Client = mirror.New()
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = DefaultJobs()
 	}
+	to, err := checkTo(o.To)
+	if err != nil {
+		return nil, err
+	}
 	prog := progressOr(o.Progress)
 	rep := &ImportReport{Archive: o.Archive, To: o.To, Mapping: map[string]string{}}
+	store, err := tufstore.Open(stateDir(o.Trust))
+	if err != nil {
+		return nil, err
+	}
 	s, err := openArchive(o.Archive, o.Stdin)
 	if err != nil {
-		if IsRefused(err) {
-			rep.Verdict, rep.Problems = "refused", problemsOf(err)
-			return rep, err
+		if !IsRefused(err) {
+			return nil, err
 		}
-		return nil, err
+		rep.Verdict, rep.Problems = "refused", problemsOf(err)
+		if relies, lerr := siteRelies(o.Trust, store); lerr == nil && relies && !o.DryRun {
+			if aerr := audit(store, nil, o, "refused", nil, err); aerr != nil {
+				return nil, aerr
+			}
+		}
+		return rep, err
 	}
 	defer s.Close()
+	verify.Names(s.toc, s.ps)
 	closures := verify.Structure(s.toc, s.index, s.small, s.ps)
 	verify.Bundles(s.toc, s.small, s.ps)
-	var store *tufstore.Store
 	var next map[string]*tufstore.RepoState
-	if store, err = tufstore.Open(stateDir(o.Trust)); err != nil {
-		return nil, err
-	}
 	applies, err := s.trustApplies(o.Trust, store)
 	if err != nil {
 		return nil, err
 	}
-	if !applies {
-		store = nil
-	} else {
+	if applies {
 		if err := store.Lock(); err != nil {
 			return nil, err
 		}
@@ -121,20 +137,23 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 			return nil, err
 		}
 	}
-	// finish records the outcome in the audit log when trust was checked.
-	finish := func(verdict string) error {
-		if store == nil || o.DryRun {
+	// record writes the verdict to the audit log when trust was checked.
+	record := func(verdict string, failure error) error {
+		if !applies || o.DryRun {
 			return nil
 		}
-		return audit(store, s, o.Archive, verdict, rep.Trust, o.PolicyFile)
+		return audit(store, s, o, verdict, rep.Trust, failure)
 	}
-	if err := s.ps.Err(); err != nil {
-		if aerr := finish("refused"); aerr != nil {
+	refuse := func(err error) (*ImportReport, error) {
+		if aerr := record("refused", err); aerr != nil {
 			return nil, aerr
 		}
 		return refused(rep, s.ps), err
 	}
-	targets, err := plan(o.Client, o.To, s.toc.Images, closures)
+	if err := s.ps.Err(); err != nil {
+		return refuse(err)
+	}
+	targets, err := plan(o.Client, to, s.toc.Images, closures)
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +165,14 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 		rep.Verdict = "planned"
 		return rep, nil
 	}
+	// From here on the archive was verified: a registry failure is recorded.
+	defer func() {
+		if err != nil && !IsRefused(err) {
+			if aerr := record("failed", err); aerr != nil {
+				err = errors.Join(err, aerr)
+			}
+		}
+	}()
 
 	p := &pusher{c: o.Client, s: s, prog: prog, bad: map[v1.Hash]bool{}, api: map[string]bool{}, done: map[string]bool{}, repos: map[v1.Hash][]name.Repository{}}
 	complete, err := p.complete(ctx, targets, o.Jobs)
@@ -191,17 +218,30 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 	if err := p.pushManifests(ctx, targets, complete, rep, o.Jobs); err != nil {
 		return nil, err
 	}
+	// Nothing is tagged with metadata that expired during the import.
+	if err := rep.Trust.checkFresh(o.Trust.now()); err != nil {
+		for _, pr := range problemsOf(err) {
+			s.ps.Add(pr.Subject, "%s; nothing was tagged", pr.Reason)
+		}
+		return refuse(s.ps.Err())
+	}
+	if err := p.pushTags(ctx, targets, rep, o.Jobs); err != nil {
+		return nil, err
+	}
 	if rep.Bundles, err = p.pushBundles(ctx, targets, rep); err != nil {
 		return nil, err
 	}
 	rep.BlobsPushed, rep.BlobsMounted, rep.BlobsSkipped, rep.BytesPushed = p.pushed, p.mounted, p.skipped, p.bytes
 	if err := s.ps.Err(); err != nil {
-		if aerr := finish("refused"); aerr != nil {
-			return nil, aerr
-		}
-		return refused(rep, s.ps), err
+		return refuse(err)
 	}
-	if store != nil {
+	if applies {
+		if err := rep.Trust.checkFresh(o.Trust.now()); err != nil {
+			for _, pr := range problemsOf(err) {
+				s.ps.Add(pr.Subject, "%s; the trusted state was not committed", pr.Reason)
+			}
+			return refuse(s.ps.Err())
+		}
 		if o.BeforeCommit != nil {
 			if err := o.BeforeCommit(); err != nil {
 				return nil, fmt.Errorf("before committing the trusted state: %w", err)
@@ -210,12 +250,41 @@ func Import(ctx context.Context, o ImportOptions) (*ImportReport, error) {
 		if err := store.Commit(next); err != nil {
 			return nil, fmt.Errorf("committing the trusted state in %s: %w", store.Dir(), err)
 		}
-		if err := finish("ok"); err != nil {
+		if err := record("ok", nil); err != nil {
 			return nil, err
 		}
 	}
 	rep.Verdict = "ok"
 	return rep, nil
+}
+
+// checkTo reads --to: a registry host and an optional repository prefix
+// whose segments are names.
+func checkTo(to string) (string, error) {
+	to = strings.TrimSuffix(to, "/")
+	if to == "" {
+		return "", fmt.Errorf("%w: no destination: give --to HOST[:PORT][/PREFIX]", ErrUsage)
+	}
+	host, prefix, _ := strings.Cut(to, "/")
+	if _, err := name.NewRegistry(host); err != nil || strings.Contains(host, "@") {
+		return "", fmt.Errorf("%w: --to %s: %q is not a registry host", ErrUsage, to, host)
+	}
+	if prefix != "" {
+		if err := layout.CheckRepositoryPath(prefix); err != nil {
+			return "", fmt.Errorf("%w: --to %s: %v", ErrUsage, to, err)
+		}
+	}
+	return to, nil
+}
+
+// siteRelies reports whether the site relies on trust at all, before the
+// archive could be read.
+func siteRelies(o TrustOptions, store *tufstore.Store) (bool, error) {
+	if o.Policy != nil || len(o.Pins) > 0 || len(o.PinCAs) > 0 {
+		return true, nil
+	}
+	state, err := store.Load()
+	return len(state) > 0, err
 }
 
 func refused(rep *ImportReport, ps *verify.Problems) *ImportReport {
@@ -247,13 +316,12 @@ var ErrNameConflict = errors.New("name conflict")
 // plan maps every image to its destination: HOST/path/name:tag becomes
 // TO/path/name:tag. Two images may not land on one name.
 func plan(c *mirror.Client, to string, images []layout.Image, closures map[string]*layout.Closure) ([]*target, error) {
-	to = strings.TrimSuffix(to, "/")
-	if to == "" {
-		return nil, fmt.Errorf("no destination: give --to HOST[:PORT][/PREFIX]")
-	}
 	var out []*target
 	landed := map[string]string{}
 	for _, im := range images {
+		if err := layout.CheckRef(im.Ref); err != nil {
+			return nil, verify.Refuse(im.Ref, "refused reference: %v", err)
+		}
 		ref, err := name.ParseReference(im.Ref)
 		if err != nil {
 			return nil, verify.Refuse(im.Ref, "not a valid reference: %v", err)
@@ -461,11 +529,9 @@ func (p *pusher) fail(d v1.Hash, entry string, err error) {
 	p.s.ps.Add(entry, "%s", reason(err))
 }
 
-// pushManifests pushes, for every image whose blobs all arrived intact: its
-// manifests by digest (children before indexes, subjects before what is
-// attached to them), its referrers into the destination's referrers listing,
-// its cosign tags, and finally its own tag. Then it checks that every
-// attachment can be discovered from its subject.
+// pushManifests pushes the manifests of every image whose blobs all
+// arrived intact, by digest (children before indexes, subjects before what
+// is attached to them). Nothing is tagged yet.
 func (p *pusher) pushManifests(ctx context.Context, targets []*target, complete []bool, rep *ImportReport, jobs int) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
@@ -475,7 +541,29 @@ func (p *pusher) pushManifests(ctx context.Context, targets []*target, complete 
 			continue
 		}
 		eg.Go(func() error {
-			status, err := p.pushImage(ctx, t)
+			if bad := p.badBlobs(t); len(bad) > 0 {
+				p.s.ps.Add(t.image.Ref, "not imported: %d blob(s) failed verification (%s)", len(bad), strings.Join(bad, ", "))
+				rep.Images[i].Status = "refused"
+				return nil
+			}
+			return p.pushDigests(ctx, t)
+		})
+	}
+	return eg.Wait()
+}
+
+// pushTags makes, for every image pushed, its referrers discoverable, its
+// cosign tags and finally its own tag point at it; then it checks that
+// every attachment can be discovered from its subject.
+func (p *pusher) pushTags(ctx context.Context, targets []*target, rep *ImportReport, jobs int) error {
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.SetLimit(jobs)
+	for i, t := range targets {
+		if rep.Images[i].Status != "planned" {
+			continue
+		}
+		eg.Go(func() error {
+			status, err := p.tagImage(ctx, t)
 			rep.Images[i].Status = status
 			return err
 		})
@@ -517,14 +605,9 @@ func (p *pusher) complete(ctx context.Context, targets []*target, jobs int) ([]b
 	return out, eg.Wait()
 }
 
-// pushImage pushes one image's manifests, attachments and tag, and reports
-// its status.
-func (p *pusher) pushImage(ctx context.Context, t *target) (string, error) {
-	if bad := p.badBlobs(t); len(bad) > 0 {
-		p.s.ps.Add(t.image.Ref, "not imported: %d blob(s) failed verification (%s)", len(bad), strings.Join(bad, ", "))
-		return "refused", nil
-	}
-	indexed := map[v1.Hash]bool{}
+// pushDigests pushes one image's manifests by digest.
+func (p *pusher) pushDigests(ctx context.Context, t *target) error {
+	t.indexed = map[v1.Hash]bool{}
 	for _, m := range t.closure.Manifests {
 		key := t.repo.String() + "@" + m.Digest.String()
 		if p.isDone(key) {
@@ -532,17 +615,23 @@ func (p *pusher) pushImage(ctx context.Context, t *target) (string, error) {
 		}
 		_, ok, err := p.c.ManifestDigest(ctx, t.repo, m.Digest.String())
 		if err != nil {
-			return "", err
+			return err
 		}
 		if !ok {
-			if indexed[m.Digest], err = p.c.PutReferrer(ctx, t.repo, m.Digest, string(m.MediaType), p.s.small[m.Digest]); err != nil {
-				return "", err
+			if t.indexed[m.Digest], err = p.c.PutReferrer(ctx, t.repo, m.Digest, string(m.MediaType), p.s.small[m.Digest]); err != nil {
+				return err
 			}
 		}
 		p.markDone(key)
 	}
+	return nil
+}
+
+// tagImage lists one image's referrers, pushes its cosign tags and its own
+// tag, and reports its status.
+func (p *pusher) tagImage(ctx context.Context, t *target) (string, error) {
 	for _, a := range t.closure.Attached {
-		if err := p.list(ctx, t.repo, a, indexed[a.Digest]); err != nil {
+		if err := p.list(ctx, t.repo, a, t.indexed[a.Digest]); err != nil {
 			return "", err
 		}
 	}

@@ -25,8 +25,15 @@ type TrustOptions struct {
 	PinCAs map[string][]byte
 	// Policy is the site's policy file, if any.
 	Policy *verify.Policy
-	// Now is the local clock (time.Now if zero).
-	Now time.Time
+	// PolicyFile names the policy in the audit log.
+	PolicyFile string
+	// At checks the archive as of a past or future moment instead of the
+	// local clock: for forensics, and for real metadata that has expired.
+	// Verify only; Import refuses it, as it would commit stale trust.
+	At time.Time
+	// Clock is the local clock (time.Now if nil). An import reads it when
+	// it starts, before it tags anything and before it commits the state.
+	Clock func() time.Time
 	// WarnExpiry warns about metadata that expires within this long.
 	WarnExpiry time.Duration
 	// RunInspections lets in-toto inspections run: they are commands the
@@ -45,12 +52,31 @@ func DefaultStateDir() string {
 	return ".relocate-state"
 }
 
+func (o TrustOptions) now() time.Time {
+	if o.Clock != nil {
+		return o.Clock()
+	}
+	return time.Now()
+}
+
+// checkFresh refuses trust whose metadata expired since it was checked.
+func (r *TrustReport) checkFresh(t time.Time) error {
+	if r == nil {
+		return nil
+	}
+	return r.TrustResult.CheckFresh(t)
+}
+
 // TrustReport is the trust part of a verify or import report.
 type TrustReport struct {
 	*verify.TrustResult
-	StateDir string     `json:"stateDir"`
-	Expires  *time.Time `json:"expires,omitempty"`
-	Warnings []string   `json:"warnings,omitempty"`
+	StateDir string `json:"stateDir"`
+	// CheckedAt is the moment expiry was judged at; AsOf is set when it
+	// was not the local clock (verify --at).
+	CheckedAt time.Time  `json:"checkedAt"`
+	AsOf      bool       `json:"asOf,omitempty"`
+	Expires   *time.Time `json:"expires,omitempty"`
+	Warnings  []string   `json:"warnings,omitempty"`
 }
 
 // applies reports whether the archive or the site asks for trust checks.
@@ -70,9 +96,9 @@ func (s *source) trustApplies(o TrustOptions, store *tufstore.Store) (bool, erro
 // trust verifies the archive's TUF chains and binds its images, recording
 // problems in s.ps. It reads the state; it never writes it.
 func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map[string]*tufstore.RepoState, error) {
-	now := o.Now
-	if now.IsZero() {
-		now = time.Now()
+	now, asOf := o.now(), !o.At.IsZero()
+	if asOf {
+		now = o.At
 	}
 	state, err := store.Load()
 	if err != nil {
@@ -106,7 +132,10 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 	}
 	res := verify.Trust(verify.TrustInput{Repos: repos, Notary: notaries, State: state, Pins: o.Pins, PinCAs: cas, Policy: o.Policy, Now: now,
 		Images: s.toc.Images, Bundles: s.toc.Bundles, RunInspections: o.RunInspections}, s.ps)
-	rep := &TrustReport{TrustResult: res, StateDir: store.Dir()}
+	rep := &TrustReport{TrustResult: res, StateDir: store.Dir(), CheckedAt: now, AsOf: asOf}
+	if asOf {
+		rep.Warnings = append(rep.Warnings, "trust checked as of "+now.UTC().Format(time.RFC3339)+" (--at), not at the local clock")
+	}
 	var roles []layout.TUFRepo
 	for _, rt := range res.Repositories {
 		r := layout.TUFRepo{Name: rt.Name}
@@ -133,18 +162,31 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 	return rep, next, nil
 }
 
-// audit appends the record of an import to the store's log.
-func audit(store *tufstore.Store, s *source, archivePath, verdict string, tr *TrustReport, policyPath string) error {
-	rec := tufstore.AuditRecord{Time: time.Now().UTC(), Operation: "import", Archive: archivePath, ArchiveDigest: s.tocDigest, Verdict: verdict, Policy: policyPath}
+// audit appends the record of an import that reached a verdict: ok,
+// refused, or failed at the registry after it was verified.
+func audit(store *tufstore.Store, s *source, o ImportOptions, verdict string, tr *TrustReport, failure error) error {
+	rec := tufstore.AuditRecord{Time: time.Now().UTC(), Operation: "import", Archive: o.Archive, To: o.To, Verdict: verdict, Policy: o.Trust.PolicyFile}
+	if s != nil {
+		rec.ArchiveDigest = s.tocDigest
+		for _, p := range s.ps.List() {
+			rec.Reasons = append(rec.Reasons, p.String())
+		}
+	}
+	if failure != nil {
+		rec.Error = failure.Error()
+	}
 	if tr != nil && tr.TrustResult != nil {
+		rec.VerifiedAt = tr.CheckedAt.UTC()
 		rec.Repositories = map[string]tufstore.AuditVersions{}
 		for _, rt := range tr.Repositories {
 			rec.Repositories[rt.Name] = tufstore.AuditVersions{Before: rt.Before, After: rt.After}
 			rec.Grace = append(rec.Grace, rt.Grace...)
 		}
-	}
-	for _, p := range s.ps.List() {
-		rec.Reasons = append(rec.Reasons, p.String())
+		for _, im := range tr.Images {
+			if im.Unvouched {
+				rec.Unvouched = append(rec.Unvouched, im.Ref)
+			}
+		}
 	}
 	if err := store.Audit(rec); err != nil {
 		return fmt.Errorf("writing the audit log in %s: %w", store.Dir(), err)

@@ -61,6 +61,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 		return refusedVerify(o.Archive, err), err
 	}
 	defer s.Close()
+	verify.Names(s.toc, s.ps)
 	verify.Structure(s.toc, s.index, s.small, s.ps)
 	verify.Bundles(s.toc, s.small, s.ps)
 	var tr *TrustReport

@@ -30,7 +30,9 @@ const maxRoots = 256
 
 // Role describes one role's metadata as it was collected.
 type Role struct {
-	Role    string    `json:"role"`
+	Role string `json:"role"`
+	// Path is a delegated role's delegation path from targets.
+	Path    RolePath  `json:"path,omitempty"`
 	Version int64     `json:"version"`
 	Expires time.Time `json:"expires"`
 	File    string    `json:"file"`

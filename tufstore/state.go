@@ -20,8 +20,10 @@ import (
 //
 //	DIR/lock              flock(2)ed by an import for its whole run
 //	DIR/current           symlink to the generation in force
-//	DIR/gen-<n>/<repo>/   go-tuf's local metadata of each repository, and
-//	                      pinned-root.json, the root the site pinned first
+//	DIR/gen-<n>/<repo>/   go-tuf's local metadata of each repository,
+//	                      pinned-root.json, the root the site pinned first,
+//	                      and %delegated.json, the versions of the delegated
+//	                      roles the last import verified (for the audit log)
 //	DIR/audit.log         one JSON line per import, appended and synced
 //
 // A commit writes a whole new generation beside the current one, syncs it,
@@ -32,6 +34,7 @@ const (
 	lockFile    = "lock"
 	auditFile   = "audit.log"
 	pinnedFile  = "pinned-root.json"
+	delegFile   = "%delegated.json" // "%" is never in a name go-tuf writes (it escapes it)
 )
 
 // Store is the site's trusted TUF state.
@@ -44,6 +47,10 @@ type Store struct {
 type RepoState struct {
 	Pinned []byte            // the root pinned out of band, first
 	Files  map[string][]byte // go-tuf's local metadata: root.json (newest trusted), timestamp.json, ...
+	// Delegated holds the version of each delegated role verified, by its
+	// delegation path ("release/release-eu"). The snapshot is the rollback
+	// baseline of these roles; this is the record of what was seen.
+	Delegated map[string]int64
 }
 
 // Open opens the store in dir without locking or creating it: for reading,
@@ -124,9 +131,14 @@ func (s *Store) Load() (map[string]*RepoState, error) {
 			if err != nil {
 				return nil, err
 			}
-			if f.Name() == pinnedFile {
+			switch f.Name() {
+			case pinnedFile:
 				rs.Pinned = b
-			} else {
+			case delegFile:
+				if err := json.Unmarshal(b, &rs.Delegated); err != nil {
+					return nil, fmt.Errorf("state %s: %s: %w", r.Name(), delegFile, err)
+				}
+			default:
 				rs.Files[f.Name()] = b
 			}
 		}
@@ -164,6 +176,13 @@ func (s *Store) Commit(state map[string]*RepoState) error {
 		files := map[string][]byte{pinnedFile: rs.Pinned}
 		for f, b := range rs.Files {
 			files[f] = b
+		}
+		if len(rs.Delegated) > 0 {
+			b, err := json.Marshal(rs.Delegated)
+			if err != nil {
+				return err
+			}
+			files[delegFile] = b
 		}
 		for f, b := range files {
 			if strings.ContainsAny(f, `/\`) || f == ".." {
@@ -226,15 +245,25 @@ func writeSynced(path string, b []byte) error {
 
 // AuditRecord is one line of the audit log.
 type AuditRecord struct {
-	Time          time.Time                `json:"time"`
-	Operation     string                   `json:"operation"`
-	Archive       string                   `json:"archive"`
-	ArchiveDigest string                   `json:"archiveDigest,omitempty"`
-	Verdict       string                   `json:"verdict"`
-	Repositories  map[string]AuditVersions `json:"repositories,omitempty"`
-	Policy        string                   `json:"policy,omitempty"`
-	Grace         []string                 `json:"grace,omitempty"`
-	Reasons       []string                 `json:"reasons,omitempty"`
+	Time          time.Time `json:"time"`
+	Operation     string    `json:"operation"`
+	Archive       string    `json:"archive"`
+	ArchiveDigest string    `json:"archiveDigest,omitempty"`
+	To            string    `json:"to,omitempty"`
+	// Verdict is "ok", "refused", or "failed" (the registry failed after
+	// the archive was verified).
+	Verdict string `json:"verdict"`
+	// VerifiedAt is the moment expiry was judged at.
+	VerifiedAt time.Time `json:"verifiedAt,omitzero"`
+	// Repositories has the versions of every role checked, delegated roles
+	// (by path) included, before and after the import.
+	Repositories map[string]AuditVersions `json:"repositories,omitempty"`
+	Policy       string                   `json:"policy,omitempty"`
+	Grace        []string                 `json:"grace,omitempty"`
+	// Unvouched lists the images the policy admitted without TUF.
+	Unvouched []string `json:"unvouched,omitempty"`
+	Reasons   []string `json:"reasons,omitempty"`
+	Error     string   `json:"error,omitempty"`
 }
 
 // AuditVersions are a repository's role versions before and after.
@@ -247,6 +276,9 @@ type AuditVersions struct {
 func (s *Store) Audit(r AuditRecord) error {
 	line, err := json.Marshal(r)
 	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(filepath.Join(s.dir, auditFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

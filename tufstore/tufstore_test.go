@@ -95,7 +95,7 @@ func TestUpdateSigstore(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := Update("sigstore", files, Trusted{Root: pin}, tc.at)
+			s, err := Update("sigstore", files, Trusted{Root: pin}, tc.at, Grace{})
 			if tc.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Fatalf("got %v, want an error containing %q", err, tc.want)
@@ -107,10 +107,10 @@ func TestUpdateSigstore(t *testing.T) {
 			}
 			defer s.Close()
 			tf, role, err := s.Target("registry.npmjs.org/keys.json")
-			if err != nil || role != "registry.npmjs.org" || tf.Length == 0 {
+			if err != nil || role.String() != "registry.npmjs.org" || tf.Length == 0 {
 				t.Fatalf("delegated target: %v %s %v", tf, role, err)
 			}
-			if _, role, err := s.Target("trusted_root.json"); err != nil || role != "targets" {
+			if _, role, err := s.Target("trusted_root.json"); err != nil || role.String() != "targets" {
 				t.Fatalf("top-level target: %s %v", role, err)
 			}
 			roles := map[string]int64{}

@@ -3,7 +3,6 @@ package verify
 import (
 	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -42,6 +41,7 @@ type RepoTrust struct {
 	Roles    []tufstore.Role     `json:"roles"`
 	Grace    []string            `json:"grace,omitempty"` // roles accepted only thanks to the policy's grace
 	Pinned   bool                `json:"pinnedNow"`       // first import: the root came from --trust
+	graces   tufstore.Grace
 	Before   map[string]int64    `json:"before"`
 	After    map[string]int64    `json:"after"`
 	NewState *tufstore.RepoState `json:"-"`
@@ -123,17 +123,14 @@ func Trust(in TrustInput, ps *Problems) *TrustResult {
 		return res
 	}
 	res.Images, res.Bundles = bindAll(in, sessions, notaries, ps)
-	// Delegated roles were loaded during the lookups, at a reference time that
-	// a grace may have moved back: they must be unexpired now.
 	for i := range res.Repositories {
 		rt := &res.Repositories[i]
 		s, ok := sessions[rt.Name]
 		if !ok {
 			continue // a Notary GUN, complete already
 		}
-		for _, role := range s.Expired(in.Now) {
-			ps.Add("tuf:"+rt.Name, "role %s is expired (no grace applies to root or targets roles)", role)
-		}
+		// The lookups verified delegated roles: they are part of the
+		// decision, of the audit record and of the freshness re-checks.
 		rt.Roles = s.Roles()
 		st, err := s.NewState()
 		if err != nil {
@@ -141,18 +138,57 @@ func Trust(in TrustInput, ps *Problems) *TrustResult {
 			continue
 		}
 		rt.NewState.Files = st
+		rt.NewState.Delegated = map[string]int64{}
+		for _, r := range rt.Roles {
+			if len(r.Path) > 0 {
+				rt.NewState.Delegated[r.Role] = r.Version
+			}
+		}
 		rt.After = tufstore.Versions(st)
+		for role, v := range rt.NewState.Delegated {
+			rt.After[role] = v
+		}
 	}
 	return res
 }
 
+// CheckFresh refuses, at t, any role that the decision relied on and that
+// has expired since, beyond its grace: an import checks again before it
+// tags anything and before it commits the state.
+func (r *TrustResult) CheckFresh(t time.Time) error {
+	if r == nil {
+		return nil
+	}
+	ps := &Problems{}
+	for _, rt := range r.Repositories {
+		for _, ro := range rt.Roles {
+			g := time.Duration(0)
+			if len(ro.Path) == 0 {
+				g = rt.graces.For(ro.Role)
+			}
+			if !t.Add(-g).Before(ro.Expires) {
+				ps.Add(subjectOf(rt.Name), "role %s (version %d) expired at %s, during the import (checked at %s, grace %s)",
+					ro.Role, ro.Version, ro.Expires.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339), g)
+			}
+		}
+	}
+	return ps.Err()
+}
+
+func subjectOf(repo string) string {
+	if strings.HasPrefix(repo, "notary:") {
+		return repo
+	}
+	return "tuf:" + repo
+}
+
 // openRepo picks the trusted root (state first, else a pin) and runs the
-// client workflow, applying the policy's grace to timestamp and snapshot
-// expiry only.
+// client workflow; expiry is decided role by role, with the policy's grace
+// for timestamp and snapshot only.
 func openRepo(name string, in TrustInput) (*tufstore.Session, *RepoTrust, error) {
 	state, known := in.State[name]
 	pin, pinned := in.Pins[name]
-	rt := &RepoTrust{Name: name, StateName: name, Before: map[string]int64{}}
+	rt := &RepoTrust{Name: name, StateName: name, Before: map[string]int64{}, graces: in.Policy.Graces()}
 	var trusted tufstore.Trusted
 	switch {
 	case known && pinned && !tufstore.SameRoot(pin, state.Pinned) && !tufstore.SameRoot(pin, state.Files["root.json"]):
@@ -160,6 +196,9 @@ func openRepo(name string, in TrustInput) (*tufstore.Session, *RepoTrust, error)
 	case known:
 		trusted = tufstore.Trusted{Root: state.Files["root.json"], Files: state.Files}
 		rt.Before = tufstore.Versions(state.Files)
+		for role, v := range state.Delegated {
+			rt.Before[role] = v
+		}
 		rt.NewState = &tufstore.RepoState{Pinned: state.Pinned}
 	case pinned:
 		trusted = tufstore.Trusted{Root: pin}
@@ -168,48 +207,14 @@ func openRepo(name string, in TrustInput) (*tufstore.Session, *RepoTrust, error)
 	default:
 		return nil, nil, fmt.Errorf("this site has not pinned a root for TUF repository %q; obtain its root.json out of band and run again with --trust %s=root.json", name, name)
 	}
-	s, err := tufstore.Update(name, in.Repos[name], trusted, in.Now)
-	if err == nil {
-		return s, rt, nil
-	}
-	role := expiredRole(err)
-	g := in.Policy.GraceFor(role)
-	if g == 0 {
+	s, err := tufstore.Update(name, in.Repos[name], trusted, in.Now, in.Policy.Graces())
+	if err != nil {
 		return nil, nil, err
 	}
-	s, err2 := tufstore.Update(name, in.Repos[name], trusted, in.Now.Add(-g))
-	if err2 != nil {
-		return nil, nil, fmt.Errorf("%v (and with the policy's %s grace of %s: %v)", err, role, g, err2)
-	}
-	tm := s.Roles()
-	for _, r := range tm {
-		if (r.Role == "timestamp" || r.Role == "snapshot") && r.Expires.Before(in.Now) {
-			if r.Expires.Add(in.Policy.GraceFor(r.Role)).Before(in.Now) {
-				s.Close()
-				return nil, nil, fmt.Errorf("%s expired %s, beyond the policy's grace", r.Role, r.Expires.Format(time.RFC3339))
-			}
-			rt.Grace = append(rt.Grace, fmt.Sprintf("%s expired %s, accepted within the policy's %s grace", r.Role, r.Expires.Format(time.RFC3339), in.Policy.GraceFor(r.Role)))
-		}
-	}
-	if exp := s.Expired(in.Now); len(exp) > 0 {
-		s.Close()
-		return nil, nil, fmt.Errorf("%s expired (no grace applies to root or targets roles)", strings.Join(exp, ", "))
+	for _, r := range s.Graced() {
+		rt.Grace = append(rt.Grace, fmt.Sprintf("%s (version %d) expired %s, accepted within the policy's %s grace", r.Role, r.Version, r.Expires.UTC().Format(time.RFC3339), s.GraceFor(r.Role)))
 	}
 	return s, rt, nil
-}
-
-// expiredRole names the role of a go-tuf expiry error ("" if it is not one).
-func expiredRole(err error) string {
-	var e *metadata.ErrExpiredMetadata
-	if !errors.As(err, &e) {
-		return ""
-	}
-	for _, r := range []string{"timestamp", "snapshot"} {
-		if strings.Contains(e.Msg, r) {
-			return r
-		}
-	}
-	return ""
 }
 
 // bindAll binds bundles (through bundle.json) and then images: an image no
@@ -325,10 +330,7 @@ func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session)
 			break
 		}
 	}
-	if in.Policy.allowsUnvouched(im.Ref) {
-		it.Unvouched = true
-		return it, ""
-	}
+	// A mapping matched and failed: no allow-list undoes that.
 	return it, strings.Join(reasons, "; ")
 }
 
@@ -354,7 +356,7 @@ func satisfy(im layout.Image, m Mapping, sessions map[string]*tufstore.Session) 
 			why = append(why, fmt.Sprintf("%s: target %s (role %s) has length %d and hashes %s, the image is %s (%d bytes)", repo, im.Ref, role, tf.Length, hashList(tf.Hashes), im.Digest, im.Size))
 			continue
 		}
-		vouches = append(vouches, Vouch{Repository: repo, Role: role, Version: roleVersion(s, role)})
+		vouches = append(vouches, Vouch{Repository: repo, Role: role.String(), Version: roleVersion(s, role.String())})
 	}
 	if len(vouches) < m.Threshold {
 		why = append([]string{fmt.Sprintf("%d of %d required repositories agree", len(vouches), m.Threshold)}, why...)
@@ -369,10 +371,10 @@ func satisfy(im layout.Image, m Mapping, sessions map[string]*tufstore.Session) 
 		if !ok {
 			return nil, fmt.Sprintf("role %s: repository %s is not in the archive", r.Role, repo)
 		}
-		if err := s.RoleVouches(r.Role, im.Ref, want, r.MinSignatures); err != nil {
+		if err := s.RoleVouches(tufstore.RolePath(r.Role), im.Ref, want, r.MinSignatures); err != nil {
 			return nil, fmt.Sprintf("%s: %v", repo, err)
 		}
-		vouches = append(vouches, Vouch{Repository: repo, Role: r.Role, Version: roleVersion(s, r.Role)})
+		vouches = append(vouches, Vouch{Repository: repo, Role: r.Role.String(), Version: roleVersion(s, r.Role.String())})
 	}
 	return vouches, ""
 }

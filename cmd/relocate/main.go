@@ -66,7 +66,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fmt.Fprintln(stderr, "relocate: "+err.Error())
 	var ue usageError
 	switch {
-	case errors.As(err, &ue), errors.Is(err, relocate.ErrNameConflict):
+	case errors.As(err, &ue), errors.Is(err, relocate.ErrNameConflict), errors.Is(err, relocate.ErrUsage):
 		fmt.Fprintln(stderr, usageMessage)
 		return exitUsage
 	case relocate.IsRefused(err):
@@ -143,6 +143,7 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 		o.PinCAs[gun] = b
 	}
 	if f := c.String("policy"); f != "" {
+		o.PolicyFile = f
 		if o.Policy, err = verify.LoadPolicy(f); err != nil {
 			return o, usagef("--policy %s: %v", f, err)
 		}
@@ -365,6 +366,7 @@ import does (reading the site's state, never writing it). Exits 0 with a
 summary, or names every problem and exits 3.`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "require-signatures", Usage: "refuse (exit 3) when an image has no signature attached"},
+			&cli.StringFlag{Name: "at", Usage: "judge expiry as of `TIME` (RFC 3339, e.g. 2026-08-22T00:00:00Z) instead of the local clock: for forensics and for metadata that has expired since; verify only, the report says the time used"},
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -375,6 +377,12 @@ summary, or names every problem and exits 3.`,
 			to, err := trustOptions(c)
 			if err != nil {
 				return err
+			}
+			if at := c.String("at"); at != "" {
+				if to.At, err = time.Parse(time.RFC3339, at); err != nil {
+					return usagef("--at %q: want an RFC 3339 time such as 2026-08-22T00:00:00Z", at)
+				}
+				fmt.Fprintf(e.stderr, "warning: checking trust as of %s (--at), not at the local clock\n", to.At.UTC().Format(time.RFC3339))
 			}
 			b := e.progress(c)
 			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), RequireSignatures: c.Bool("require-signatures"), Trust: to, Progress: progressOf(b)})
@@ -440,7 +448,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			}
 			b := e.progress(c)
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
-				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to, PolicyFile: c.String("policy"),
+				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
 				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
 			})
 			b.wait()

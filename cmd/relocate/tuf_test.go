@@ -338,7 +338,7 @@ func TestTUFAttacks(t *testing.T) {
 			s.repo.SignWith("qa", []int{0})
 			s.vouch("qa", images[0])
 			return s.export(nil)
-		}, want: "fewer than 2 valid signatures", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":2}]}]}`)}},
+		}, want: "role qa: 1 valid signature(s) from distinct keys, the policy requires 2", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":2}]}]}`)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -390,7 +390,7 @@ func TestTUFPolicy(t *testing.T) {
 		t.Errorf("grace not reported:\n%s", r.stderr)
 	}
 	log, _ := os.ReadFile(filepath.Join(s.state, "audit.log"))
-	if !bytes.Contains(log, []byte(`"grace":["timestamp expired`)) {
+	if !bytes.Contains(log, []byte(`"grace":["timestamp (version `)) || !bytes.Contains(log, []byte(`accepted within the policy's 48h0m0s grace`)) {
 		t.Errorf("grace not in the audit log:\n%s", log)
 	}
 	// Grace for root or targets is refused as a usage error.
@@ -405,7 +405,16 @@ func TestTUFPolicy(t *testing.T) {
 	if r.code != exitRefused || !strings.Contains(r.stderr, refs[1]) {
 		t.Errorf("unvouched image under a policy: exit %d\n%s", r.code, r.stderr)
 	}
-	mustRun(t, "verify", plain, "--state", s.state, "--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1}],"allowUnvouched":["`+refs[1]+`"]}`))
+	// allowUnvouched admits only images that no mapping matched.
+	mustRun(t, "verify", plain, "--state", s.state, "--policy", writePolicy(`{"mapping":[{"paths":["`+src.Host+`/team/app-0:*"],"repositories":["team"],"threshold":1}],"allowUnvouched":["`+refs[1]+`"]}`))
+	r = relocateCmd(t, nil, "verify", plain, "--state", s.state, "--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1}],"allowUnvouched":["`+refs[1]+`"]}`))
+	if r.code != exitRefused || !strings.Contains(r.stderr, refs[1]+": not vouched for: 0 of 1 required repositories agree") {
+		t.Errorf("a mapping matched, failed, and allowUnvouched let the image in: exit %d\n%s", r.code, r.stderr)
+	}
+	r = relocateCmd(t, nil, "verify", plain, "--state", s.state, "--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"terminating":true}],"allowUnvouched":["`+refs[1]+`"]}`))
+	if r.code != exitUsage || !strings.Contains(r.stderr, `allowUnvouched "`+refs[1]+`" overlaps "*" of terminating mapping 0`) {
+		t.Errorf("allowUnvouched overlapping a terminating mapping: exit %d\n%s", r.code, r.stderr)
+	}
 }
 
 // TestTUFCrashBetweenPushAndCommit: a failure after the push and before the
