@@ -37,10 +37,10 @@ type TrustInput struct {
 
 // RepoTrust is the outcome for one TUF repository.
 type RepoTrust struct {
-	Name     string              `json:"name"`
-	Roles    []tufstore.Role     `json:"roles"`
-	Grace    []string            `json:"grace,omitempty"` // roles accepted only thanks to the policy's grace
-	Pinned   bool                `json:"pinnedNow"`       // first import: the root came from --trust
+	Name     string          `json:"name"`
+	Roles    []tufstore.Role `json:"roles"`
+	Grace    []string        `json:"grace,omitempty"` // roles accepted only thanks to the policy's grace
+	Pinned   bool            `json:"pinnedNow"`       // first import: the root came from --trust
 	graces   tufstore.Grace
 	Before   map[string]int64    `json:"before"`
 	After    map[string]int64    `json:"after"`
