@@ -38,7 +38,7 @@ func notaryRepo(gun string, files map[string][]byte, in TrustInput) (*notary.Res
 	state, known := in.State[name]
 	pin, pinned := in.Pins[gun]
 	ca, caPinned := in.PinCAs[gun]
-	rt := &RepoTrust{Name: "notary:" + gun, StateName: name, Before: map[string]int64{}}
+	rt := &RepoTrust{Name: "notary:" + gun, StateName: name, Before: map[string]int64{}, graces: in.Policy.Graces()}
 	var trusted notary.Trusted
 	switch {
 	case known && pinned && !tufstore.SameRoot(pin, state.Pinned):

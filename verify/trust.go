@@ -302,21 +302,27 @@ func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session)
 	it := ImageTrust{Ref: im.Ref}
 	mappings := in.Policy.mappingsFor(im.Ref)
 	if len(mappings) == 0 {
-		if len(sessions) == 0 {
-			if in.siteTrusts() && !in.Policy.allowsUnvouched(im.Ref) {
-				// A downgrade: the site relies on signed metadata, the archive brings none for this image.
-				return it, "this site has pinned or recorded trust metadata, and the archive carries none that vouches for this image (allow it explicitly with the policy's allowUnvouched)"
+		// No mapping of the site's matched: the image may be allowed in
+		// unvouched; else any repository of the archive may vouch for it.
+		allowed := in.Policy.allowsUnvouched(im.Ref)
+		if len(sessions) > 0 {
+			vouches, why := satisfy(im, Mapping{Repositories: sortedKeys(sessions), Threshold: 1, Terminating: true}, sessions)
+			switch {
+			case why == "":
+				it.VouchedBy = vouches
+				return it, ""
+			case !allowed:
+				return it, why
 			}
-			it.Unvouched = in.siteTrusts()
-			return it, "" // allowed, or nothing pinned and no policy
+			it.Unvouched = true
+			return it, ""
 		}
-		// Without a policy any repository of the archive may vouch.
-		var all []string
-		for n := range sessions {
-			all = append(all, n)
+		if in.siteTrusts() && !allowed {
+			// A downgrade: the site relies on signed metadata, the archive brings none for this image.
+			return it, "this site has pinned or recorded trust metadata, and the archive carries none that vouches for this image (allow it explicitly with the policy's allowUnvouched)"
 		}
-		sort.Strings(all)
-		mappings = []Mapping{{Repositories: all, Threshold: 1, Terminating: true}}
+		it.Unvouched = in.siteTrusts()
+		return it, "" // allowed, or nothing pinned and no policy
 	}
 	var reasons []string
 	for _, m := range mappings {

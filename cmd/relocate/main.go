@@ -214,7 +214,9 @@ func newApp(e *env) *cli.App {
 		Writer:          e.stderr,
 		ErrWriter:       e.stderr,
 		HideHelpCommand: false,
-		ExitErrHandler:  func(*cli.Context, error) {}, // run maps errors to exit codes
+		// Repeatable flags are repeated, never comma-split: a path may hold a comma.
+		DisableSliceFlagSeparator: true,
+		ExitErrHandler:            func(*cli.Context, error) {}, // run maps errors to exit codes
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return usageError{err.Error()}
 		},
