@@ -247,7 +247,7 @@ func TestTUFAttacks(t *testing.T) {
 			s.vouch("releases", images[1])
 			s.accept(s.export(nil))
 			return s.export(s.repo.FilesOf(old))
-		}, want: "tuf:team"},
+		}, want: "tuf:team: bad version number error: new timestamp version"},
 		{name: "rollback of targets under a newer snapshot", attack: func(s *tufSite) string {
 			old := s.repo.FilesOf(s.repo.Save())
 			s.repo.AddTarget("targets", "other", strings.Repeat("ab", 32), 1, nil)
@@ -255,85 +255,85 @@ func TestTUFAttacks(t *testing.T) {
 			files := s.repo.Files()
 			files[fmt.Sprintf("%d.targets.json", s.repo.Version("targets"))] = old["1.targets.json"]
 			return s.export(files)
-		}, want: "tuf:team"},
+		}, want: "tuf:team: length/hash verification error: hash verification failed"},
 		{name: "rollback of a delegated role", attack: func(s *tufSite) string {
 			old := s.repo.FilesOf(s.repo.Save())
 			s.vouch("releases", images[1])
 			files := s.repo.Files()
 			files[fmt.Sprintf("%d.releases.json", s.repo.Version("releases"))] = old["1.releases.json"]
 			return s.export(files)
-		}, want: "hash verification failed"},
+		}, want: "role releases of team: 3.releases.json does not match the snapshot: length/hash verification error"},
 		{name: "freeze: expired timestamp", attack: func(s *tufSite) string {
 			s.repo.SetExpires("timestamp", past)
 			s.repo.Publish()
 			return s.export(nil)
-		}, want: "expired"},
+		}, want: "tuf:team: expired metadata error: timestamp.json is expired"},
 		{name: "freeze: expired targets even with a grace", attack: func(s *tufSite) string {
 			s.repo.SetExpires("targets", past)
 			s.repo.Publish()
 			return s.export(nil)
-		}, want: "expired", extra: []string{"--policy", writePolicy(`{"grace":{"timestamp":"48h","snapshot":"48h"}}`)}},
+		}, want: "role targets (version 2) of team expired at", extra: []string{"--policy", writePolicy(`{"grace":{"timestamp":"48h","snapshot":"48h"}}`)}},
 		{name: "mix and match", attack: func(s *tufSite) string {
 			old := s.repo.FilesOf(s.repo.Save())
 			s.vouch("releases", images[1])
 			files := s.repo.Files()
 			files[fmt.Sprintf("%d.snapshot.json", s.repo.Version("snapshot"))] = old["1.snapshot.json"]
 			return s.export(files)
-		}, want: "tuf:team"},
+		}, want: "tuf:team: length/hash verification error: hash verification failed"},
 		{name: "wrong root: an attacker's repository under the same name", attack: func(s *tufSite) string {
 			evil, _ := testtuf.New(testtuf.Options{Delegations: []testtuf.Delegation{{Name: "releases", Paths: []string{"*/*/*"}}}})
 			evil.AddTarget("releases", images[0].Ref, strings.TrimPrefix(images[0].Digest, "sha256:"), images[0].Size, nil)
 			evil.Publish()
 			return s.export(evil.Files())
-		}, want: "tuf:team"},
+		}, want: "tuf:team: unsigned metadata error: Verifying timestamp failed, not enough signatures, got 0, want 1"},
 		{name: "below threshold", opts: testtuf.Options{TargetsKeys: 3, TargetsThreshold: 2}, attack: func(s *tufSite) string {
 			s.repo.SignWith("targets", []int{0})
 			s.repo.AddTarget("targets", "x", strings.Repeat("cd", 32), 1, nil)
 			s.repo.Publish()
 			return s.export(nil)
-		}, want: "tuf:team"},
+		}, want: "tuf:team: unsigned metadata error: Verifying targets failed, not enough signatures, got 1, want 2"},
 		{name: "one key's signature duplicated", opts: testtuf.Options{TargetsKeys: 3, TargetsThreshold: 2}, attack: func(s *tufSite) string {
 			s.repo.SignWith("targets", []int{0, 0})
 			s.repo.AddTarget("targets", "x", strings.Repeat("cd", 32), 1, nil)
 			s.repo.Publish()
 			return s.export(nil)
-		}, want: "tuf:team"},
+		}, want: "tuf:team: value error: multiple signatures found for key ID"},
 		{name: "target hash differs from the image", attack: func(s *tufSite) string {
 			s.repo.AddTarget("releases", images[0].Ref, strings.Repeat("00", 32), images[0].Size, nil)
 			s.repo.Publish()
 			return s.export(nil)
-		}, want: "not vouched for"},
+		}, want: fmt.Sprintf("(role releases) has length %d and hashes sha256:%s, the image is %s", images[0].Size, strings.Repeat("00", 32), images[0].Digest)},
 		{name: "target length differs from the image", attack: func(s *tufSite) string {
 			s.repo.AddTarget("releases", images[0].Ref, strings.TrimPrefix(images[0].Digest, "sha256:"), images[0].Size+1, nil)
 			s.repo.Publish()
 			return s.export(nil)
-		}, want: "not vouched for"},
+		}, want: fmt.Sprintf("(role releases) has length %d and hashes %s, the image is %s (%d bytes)", images[0].Size+1, images[0].Digest, images[0].Digest, images[0].Size)},
 		{name: "image no target vouches for", attack: func(s *tufSite) string {
 			s.repo.RemoveTarget("releases", images[0].Ref)
 			s.repo.Publish()
 			return s.export(nil)
-		}, want: "not vouched for"},
+		}, want: fmt.Sprintf("no target %s (target %s not found)", refs[0], refs[0])},
 		{name: "missing delegated role", attack: func(s *tufSite) string {
 			s.vouch("releases", images[1])
 			files := s.repo.Files()
 			delete(files, fmt.Sprintf("%d.releases.json", s.repo.Version("releases")))
 			return s.export(files)
-		}, want: "not vouched for"},
+		}, want: ".releases.json is missing from the archive"},
 		{name: "oversized metadata", attack: func(s *tufSite) string {
 			files := s.repo.Files()
 			files["timestamp.json"] = append(files["timestamp.json"], bytes.Repeat([]byte(" "), 20000)...)
 			return s.export(files)
-		}, want: "tuf:team"},
+		}, want: "bytes, over the 16384-byte limit"},
 		{name: "pinned root conflicts with the state", attack: func(s *tufSite) string {
 			return s.export(nil)
-		}, want: "conflicts", extra: []string{"--trust", "team=" + otherRoot(t)}},
+		}, want: "tuf:team: the root given with --trust team=... conflicts with the root this site pinned earlier", extra: []string{"--trust", "team=" + otherRoot(t)}},
 		{name: "policy role missing", attack: func(s *tufSite) string {
 			return s.export(nil)
-		}, want: "security", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"security","minSignatures":1}]}]}`)}},
+		}, want: `role security: targets does not delegate "security"`, extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"security","minSignatures":1}]}]}`)}},
 		{name: "policy role delegated for other paths", opts: testtuf.Options{Delegations: []testtuf.Delegation{{Name: "releases", Paths: []string{"*/*/*"}}, {Name: "qa", Paths: []string{"elsewhere/*/*"}}}}, attack: func(s *tufSite) string {
 			s.vouch("qa", images[0])
 			return s.export(nil)
-		}, want: "not trusted for", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":1}]}]}`)}},
+		}, want: "role qa is not trusted for " + refs[0] + ": the delegation to qa covers other paths", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":1}]}]}`)}},
 		{name: "policy role under its signature count", opts: testtuf.Options{Delegations: []testtuf.Delegation{{Name: "releases", Paths: []string{"*/*/*"}}, {Name: "qa", Keys: 3, Threshold: 1, Paths: []string{"*/*/*"}}}}, attack: func(s *tufSite) string {
 			s.repo.SignWith("qa", []int{0})
 			s.vouch("qa", images[0])
