@@ -5,7 +5,7 @@ BIN     := bin/relocate
 .PHONY: build demo test test-unit bench deps clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/relocate
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/relocate
 
 # Two local registries, sample images, export -> verify -> import.
 demo: deps build

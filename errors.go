@@ -47,6 +47,10 @@ type progressWriter struct{ p Progress }
 
 func (w progressWriter) Write(b []byte) (int, error) { w.p.Add(int64(len(b))); return len(b), nil }
 
+// Problems lists the problems of a refusal, naming what is at fault (nil
+// when err is not a refusal).
+func Problems(err error) []verify.Problem { return problemsOf(err) }
+
 // problemsOf lists the problems of a refusal, naming what is at fault.
 func problemsOf(err error) []verify.Problem {
 	var ve *verify.Error

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/klauspost/compress/zstd"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/internal/atomicfile"
@@ -91,6 +92,28 @@ type TUFSource struct {
 // registry latency without flooding it.
 func DefaultJobs() int { return max(8, 4*runtime.NumCPU()) }
 
+// sourceRef checks a reference to export: it names its registry (an
+// archive names every image by its full reference, and TUF targets are
+// those names), it parses, and its repository is a name. A reference
+// without tag or digest means :latest.
+func sourceRef(ref string) (string, error) {
+	first, _, ok := strings.Cut(ref, "/")
+	if !ok || !strings.ContainsAny(first, ".:") && first != "localhost" {
+		return "", fmt.Errorf("%w: reference %q names no registry: write it in full, e.g. docker.io/library/alpine:3.20 (an archive names every image by its full reference)", ErrUsage, ref)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return "", fmt.Errorf("%w: reference %q: %v", ErrUsage, ref, err)
+	}
+	if err := layout.CheckRef(ref); err != nil {
+		return "", fmt.Errorf("%w: reference %q: %v", ErrUsage, ref, err)
+	}
+	if _, isTag := r.(name.Tag); isTag && layout.TagOf(ref) == "" {
+		ref += ":latest"
+	}
+	return ref, nil
+}
+
 // Export resolves every reference, walks its graph, and writes one archive:
 // oci-layout, index.json, the table of contents, manifests and configs, then
 // layers, each blob once and checked against its digest as it is fetched.
@@ -99,6 +122,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if len(o.Refs) == 0 && len(o.Bundles) == 0 {
 		return nil, fmt.Errorf("nothing to export: give at least one image reference or bundle")
 	}
+	refs := make([]string, len(o.Refs))
+	for i, r := range o.Refs {
+		var err error
+		if refs[i], err = sourceRef(r); err != nil {
+			return nil, err
+		}
+	}
+	o.Refs = refs
 	bundles, err := parseBundles(o.Bundles)
 	if err != nil {
 		return nil, err

@@ -13,8 +13,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
+	"net/url"
 	"syscall"
 	"time"
 
@@ -54,6 +56,9 @@ func main() {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// reported is set once a --json document went to stdout: scripts get
+	// exactly one, whatever the outcome.
+	reported bool
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -64,15 +69,66 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitOK
 	}
 	fmt.Fprintln(stderr, "relocate: "+err.Error())
+	code := exitCode(err)
+	if code == exitUsage {
+		fmt.Fprintln(stderr, usageMessage)
+	}
+	if wantsJSON(args) && !e.reported {
+		writeErrorJSON(stdout, code, err)
+	}
+	return code
+}
+
+func exitCode(err error) int {
 	var ue usageError
 	switch {
 	case errors.As(err, &ue), errors.Is(err, relocate.ErrNameConflict), errors.Is(err, relocate.ErrUsage):
-		fmt.Fprintln(stderr, usageMessage)
 		return exitUsage
 	case relocate.IsRefused(err):
 		return exitRefused
 	}
 	return exitFailure
+}
+
+// wantsJSON finds --json among the arguments, even when they did not parse.
+func wantsJSON(args []string) bool {
+	for _, a := range args[1:] {
+		if a == "--" {
+			return false
+		}
+		if a == "--json" || a == "-json" || a == "--json=true" || a == "-json=true" {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonError is the --json document of a failure.
+type jsonError struct {
+	Error struct {
+		// Kind is "usage" (exit 2), "operational" (exit 1) or "refused" (exit 3).
+		Kind     string           `json:"kind"`
+		Code     int              `json:"exitCode"`
+		Message  string           `json:"message"`
+		Registry string           `json:"registry,omitempty"`
+		Problems []verify.Problem `json:"problems,omitempty"`
+	} `json:"error"`
+}
+
+func writeErrorJSON(w io.Writer, code int, err error) {
+	var doc jsonError
+	doc.Error.Code, doc.Error.Message = code, err.Error()
+	doc.Error.Kind = map[int]string{exitUsage: "usage", exitRefused: "refused", exitFailure: "operational"}[code]
+	doc.Error.Problems = relocate.Problems(err)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			doc.Error.Registry = u.Host
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(doc)
 }
 
 // Flags shared by several commands; each command gets its own instances.
@@ -211,7 +267,8 @@ func newApp(e *env) *cli.App {
 	return &cli.App{
 		Name:            "relocate",
 		Usage:           "carry signed software across an air gap without losing its trust",
-		Writer:          e.stderr,
+		Version:         version(),
+		Writer:          e.stdout, // help and --version
 		ErrWriter:       e.stderr,
 		HideHelpCommand: false,
 		// Repeatable flags are repeated, never comma-split: a path may hold a comma.
@@ -225,7 +282,13 @@ func newApp(e *env) *cli.App {
 
 Credentials come from the docker config (~/.docker/config.json) and its
 credential helpers. Flags may come before or after the arguments.`,
-		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e)},
+		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e), versionCmd(e)},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q (commands: export, verify, import, inspect, version, help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 	}
 }
 
@@ -260,6 +323,7 @@ func (e *env) report(c *cli.Context, v any) error {
 	if !c.Bool("json") {
 		return nil
 	}
+	e.reported = true
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
@@ -513,7 +577,7 @@ func inspectCmd(e *env) *cli.Command {
 		Usage:       "list what an archive holds",
 		ArgsUsage:   "ARCHIVE",
 		Description: "Reads the archive's metadata (not its layers) and lists images and blobs. It checks nothing: use verify.",
-		Flags:       []cli.Flag{jsonFlag()},
+		Flags:       []cli.Flag{jsonFlag(), quietFlag()},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
@@ -557,6 +621,53 @@ func inspectCmd(e *env) *cli.Command {
 				}
 			}
 			return w.Flush()
+		},
+	})
+}
+
+// buildInfo is the module version and the commit relocate was built from.
+func buildInfo() (ver, commit string, modified bool) {
+	ver = "(unknown)"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return
+	}
+	ver = bi.Main.Version
+	for _, st := range bi.Settings {
+		switch st.Key {
+		case "vcs.revision":
+			commit = st.Value
+		case "vcs.modified":
+			modified = st.Value == "true"
+		}
+	}
+	return
+}
+
+func version() string {
+	ver, commit, modified := buildInfo()
+	if commit != "" {
+		ver += " (commit " + commit
+		if modified {
+			ver += ", modified"
+		}
+		ver += ")"
+	}
+	return ver
+}
+
+func versionCmd(e *env) *cli.Command {
+	return withUsage(&cli.Command{
+		Name:  "version",
+		Usage: "print relocate's module version and the commit it was built from",
+		Flags: []cli.Flag{jsonFlag(), quietFlag()},
+		Action: func(c *cli.Context) error {
+			if c.Bool("json") {
+				ver, commit, modified := buildInfo()
+				return e.report(c, map[string]any{"version": ver, "commit": commit, "modified": modified})
+			}
+			fmt.Fprintln(e.stdout, "relocate "+version())
+			return nil
 		},
 	})
 }
