@@ -258,7 +258,7 @@ func TestBundleUnderTUF(t *testing.T) {
 	if len(rep.Bundles) != 1 || rep.Bundles[0].SecurityLevel != "2" {
 		t.Fatalf("security level: %+v\n%s", rep.Bundles, r.stderr)
 	}
-	policy := writePolicy(`{"cnabMinSecurityLevel": 3}`)
+	policy := writePolicy(t, `{"cnabMinSecurityLevel": 3}`)
 	r = relocateCmd(t, nil, "import", path, "--to", dst.Host+"/cnab3", "--plain-http", "--state", state, "--trust", "shop="+root, "--policy", policy)
 	if r.code != exitRefused || !strings.Contains(r.stderr, "below the policy's minimum 3") {
 		t.Fatalf("import below the minimum level: exit %d\n%s", r.code, r.stderr)

@@ -272,7 +272,7 @@ func TestTUFAttacks(t *testing.T) {
 			s.repo.SetExpires("targets", past)
 			s.repo.Publish()
 			return s.export(nil)
-		}, want: "role targets (version 2) of team expired at", extra: []string{"--policy", writePolicy(`{"grace":{"timestamp":"48h","snapshot":"48h"}}`)}},
+		}, want: "role targets (version 2) of team expired at", extra: []string{"--policy", writePolicy(t, `{"grace":{"timestamp":"48h","snapshot":"48h"}}`)}},
 		{name: "mix and match", attack: func(s *tufSite) string {
 			old := s.repo.FilesOf(s.repo.Save())
 			s.vouch("releases", images[1])
@@ -329,16 +329,16 @@ func TestTUFAttacks(t *testing.T) {
 		}, want: "tuf:team: the root given with --trust team=... conflicts with the root this site pinned earlier", extra: []string{"--trust", "team=" + otherRoot(t)}},
 		{name: "policy role missing", attack: func(s *tufSite) string {
 			return s.export(nil)
-		}, want: `role security: targets does not delegate "security"`, extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"security","minSignatures":1}]}]}`)}},
+		}, want: `role security: targets does not delegate "security"`, extra: []string{"--policy", writePolicy(t, `{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"security","minSignatures":1}]}]}`)}},
 		{name: "policy role delegated for other paths", opts: testtuf.Options{Delegations: []testtuf.Delegation{{Name: "releases", Paths: []string{"*/*/*"}}, {Name: "qa", Paths: []string{"elsewhere/*/*"}}}}, attack: func(s *tufSite) string {
 			s.vouch("qa", images[0])
 			return s.export(nil)
-		}, want: "role qa is not trusted for " + refs[0] + ": the delegation to qa covers other paths", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":1}]}]}`)}},
+		}, want: "role qa is not trusted for " + refs[0] + ": the delegation to qa covers other paths", extra: []string{"--policy", writePolicy(t, `{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":1}]}]}`)}},
 		{name: "policy role under its signature count", opts: testtuf.Options{Delegations: []testtuf.Delegation{{Name: "releases", Paths: []string{"*/*/*"}}, {Name: "qa", Keys: 3, Threshold: 1, Paths: []string{"*/*/*"}}}}, attack: func(s *tufSite) string {
 			s.repo.SignWith("qa", []int{0})
 			s.vouch("qa", images[0])
 			return s.export(nil)
-		}, want: "role qa: 1 valid signature(s) from distinct keys, the policy requires 2", extra: []string{"--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":2}]}]}`)}},
+		}, want: "role qa: 1 valid signature(s) from distinct keys, the policy requires 2", extra: []string{"--policy", writePolicy(t, `{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"roles":[{"role":"qa","minSignatures":2}]}]}`)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -372,7 +372,7 @@ func TestTUFPolicy(t *testing.T) {
 	}})
 	s.vouch("ci", images[0])
 	s.vouch("qa", images[0])
-	policy := writePolicy(`{"mapping":[{"paths":["` + src.Host + `/team/*"],"repositories":["team"],"threshold":1,"terminating":true,
+	policy := writePolicy(t, `{"mapping":[{"paths":["` + src.Host + `/team/*"],"repositories":["team"],"threshold":1,"terminating":true,
 		"roles":[{"role":"ci","minSignatures":1},{"role":"qa","minSignatures":2},{"role":"releases","minSignatures":1}]}]}`)
 	r := s.accept(s.export(nil), "--trust", "team="+s.root, "--policy", policy)
 	for _, want := range []string{"team/ci", "team/qa", "team/releases"} {
@@ -384,7 +384,7 @@ func TestTUFPolicy(t *testing.T) {
 	// A grace for an expired timestamp is accepted, said and logged.
 	s.repo.SetExpires("timestamp", time.Now().Add(-time.Hour))
 	s.repo.Publish()
-	grace := writePolicy(`{"grace":{"timestamp":"48h"}}`)
+	grace := writePolicy(t, `{"grace":{"timestamp":"48h"}}`)
 	r = s.accept(s.export(nil), "--policy", grace)
 	if !strings.Contains(r.stderr, "grace") {
 		t.Errorf("grace not reported:\n%s", r.stderr)
@@ -394,24 +394,24 @@ func TestTUFPolicy(t *testing.T) {
 		t.Errorf("grace not in the audit log:\n%s", log)
 	}
 	// Grace for root or targets is refused as a usage error.
-	r = relocateCmd(t, nil, "verify", "x.tar", "--policy", writePolicy(`{"grace":{"targets":"48h"}}`))
+	r = relocateCmd(t, nil, "verify", "x.tar", "--policy", writePolicy(t, `{"grace":{"targets":"48h"}}`))
 	if r.code != exitUsage || !strings.Contains(r.stderr, "only timestamp and snapshot") {
 		t.Errorf("targets grace: exit %d\n%s", r.code, r.stderr)
 	}
 	// Images no repository vouches for pass only where the policy says so.
 	plain := filepath.Join(t.TempDir(), "plain.tar")
 	mustRun(t, "export", "-o", plain, "--plain-http", "-q", refs[1])
-	r = relocateCmd(t, nil, "verify", plain, "--state", s.state, "--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1}]}`))
+	r = relocateCmd(t, nil, "verify", plain, "--state", s.state, "--policy", writePolicy(t, `{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1}]}`))
 	if r.code != exitRefused || !strings.Contains(r.stderr, refs[1]) {
 		t.Errorf("unvouched image under a policy: exit %d\n%s", r.code, r.stderr)
 	}
 	// allowUnvouched admits only images that no mapping matched.
-	mustRun(t, "verify", plain, "--state", s.state, "--policy", writePolicy(`{"mapping":[{"paths":["`+src.Host+`/team/app-0:*"],"repositories":["team"],"threshold":1}],"allowUnvouched":["`+refs[1]+`"]}`))
-	r = relocateCmd(t, nil, "verify", plain, "--state", s.state, "--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1}],"allowUnvouched":["`+refs[1]+`"]}`))
+	mustRun(t, "verify", plain, "--state", s.state, "--policy", writePolicy(t, `{"mapping":[{"paths":["`+src.Host+`/team/app-0:*"],"repositories":["team"],"threshold":1}],"allowUnvouched":["`+refs[1]+`"]}`))
+	r = relocateCmd(t, nil, "verify", plain, "--state", s.state, "--policy", writePolicy(t, `{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1}],"allowUnvouched":["`+refs[1]+`"]}`))
 	if r.code != exitRefused || !strings.Contains(r.stderr, refs[1]+": not vouched for: 0 of 1 required repositories agree") {
 		t.Errorf("a mapping matched, failed, and allowUnvouched let the image in: exit %d\n%s", r.code, r.stderr)
 	}
-	r = relocateCmd(t, nil, "verify", plain, "--state", s.state, "--policy", writePolicy(`{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"terminating":true}],"allowUnvouched":["`+refs[1]+`"]}`))
+	r = relocateCmd(t, nil, "verify", plain, "--state", s.state, "--policy", writePolicy(t, `{"mapping":[{"paths":["*"],"repositories":["team"],"threshold":1,"terminating":true}],"allowUnvouched":["`+refs[1]+`"]}`))
 	if r.code != exitUsage || !strings.Contains(r.stderr, `allowUnvouched "`+refs[1]+`" overlaps "*" of terminating mapping 0`) {
 		t.Errorf("allowUnvouched overlapping a terminating mapping: exit %d\n%s", r.code, r.stderr)
 	}
@@ -443,13 +443,17 @@ func TestTUFCrashBetweenPushAndCommit(t *testing.T) {
 	}
 }
 
-func writePolicy(doc string) string {
-	f, err := os.CreateTemp("", "policy-*.json")
+// writePolicy writes a policy file that goes away with the test.
+func writePolicy(t *testing.T, doc string) string {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "policy-*.json")
 	if err != nil {
-		panic(err)
+		t.Fatal(err)
 	}
-	f.WriteString(doc)
-	f.Close()
+	defer f.Close()
+	if _, err := f.WriteString(doc); err != nil {
+		t.Fatal(err)
+	}
 	return f.Name()
 }
 
@@ -518,7 +522,7 @@ func TestTUFDowngradeRefused(t *testing.T) {
 	plain := filepath.Join(t.TempDir(), "plain.tar")
 	mustRun(t, "export", "-o", plain, "--plain-http", "-q", refs[1])
 	s.refuse(plain, "carries none that vouches for this image")
-	r := s.accept(plain, "--policy", writePolicy(`{"allowUnvouched":["`+refs[1]+`"]}`))
+	r := s.accept(plain, "--policy", writePolicy(t, `{"allowUnvouched":["`+refs[1]+`"]}`))
 	if !strings.Contains(r.stderr, "unvouched: "+refs[1]) {
 		t.Errorf("the allowed image is not reported as unvouched:\n%s", r.stderr)
 	}

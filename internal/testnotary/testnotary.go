@@ -40,6 +40,9 @@ type Server struct {
 // are missing, unless RELOCATE_REQUIRE_NOTARY=1.
 func Start(t *testing.T) *Server {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts notary-server and notary-signer: not under -short")
+	}
 	for _, bin := range []string{"notary", "notary-server", "notary-signer"} {
 		if _, err := exec.LookPath(bin); err != nil {
 			if os.Getenv("RELOCATE_REQUIRE_NOTARY") == "1" {
