@@ -130,12 +130,12 @@ func TestCompromisedRoleCannotImpersonate(t *testing.T) {
 			}
 			s := newTUFSite(t, testtuf.Options{Delegations: dels})
 			s.accept(s.export(nil), "--trust", "team="+s.root)
-			policy := writePolicy(t, `{"mapping":[{"paths":["` + src.Host + `/team/*"],"repositories":["team"],"threshold":1,"terminating":true,
+			policy := writePolicy(t, `{"mapping":[{"paths":["`+src.Host+`/team/*"],"repositories":["team"],"threshold":1,"terminating":true,
 				"roles":[{"role":"ci","minSignatures":1},{"role":"qa","minSignatures":1},{"role":"release","minSignatures":1}]}]}`)
 			path := s.export(compromiseCI(t, s, images[0]))
 			s.refuse(path, "role qa of team: not signed by a threshold of the keys its delegation assigns", "--policy", policy)
 			// ci's own namesake is the role the policy path ["ci","qa"] names.
-			nested := writePolicy(t, `{"mapping":[{"paths":["` + src.Host + `/team/*"],"repositories":["team"],"threshold":1,"terminating":true,
+			nested := writePolicy(t, `{"mapping":[{"paths":["`+src.Host+`/team/*"],"repositories":["team"],"threshold":1,"terminating":true,
 				"roles":[{"role":"ci","minSignatures":1},{"role":["ci","qa"],"minSignatures":1}]}]}`)
 			mustRun(t, "verify", path, "--state", s.state, "--policy", nested)
 		})
@@ -244,8 +244,8 @@ func TestAuditRecords(t *testing.T) {
 	}})
 	s.vouch("qa", images[0])
 	path := s.export(nil)
-	policy := writePolicy(t, `{"mapping":[{"paths":["` + images[0].Ref + `"],"repositories":["team"],"threshold":1,"terminating":true,
-		"roles":[{"role":"qa","minSignatures":1}]}],"allowUnvouched":["` + refs[1] + `"]}`)
+	policy := writePolicy(t, `{"mapping":[{"paths":["`+images[0].Ref+`"],"repositories":["team"],"threshold":1,"terminating":true,
+		"roles":[{"role":"qa","minSignatures":1}]}],"allowUnvouched":["`+refs[1]+`"]}`)
 	plain := filepath.Join(t.TempDir(), "both.tar")
 	url := s.repo.Serve(t)
 	mustRun(t, "export", "-o", plain, "--plain-http", "-q", refs[0], refs[1], "--tuf", "team="+url)
@@ -301,7 +301,7 @@ func TestVerifyAt(t *testing.T) {
 	pin := filepath.Join(dir, "root_history", "5.root.json")
 	path := filepath.Join(t.TempDir(), "site.tar")
 	mustRun(t, "export", "-o", path, "--plain-http", "-q", refs[0], "--tuf", "sigstore="+url)
-	policy := writePolicy(t, `{"allowUnvouched":["` + refs[0] + `"]}`)
+	policy := writePolicy(t, `{"allowUnvouched":["`+refs[0]+`"]}`)
 	args := []string{"verify", path, "--state", t.TempDir(), "--trust", "sigstore=" + pin, "--policy", policy}
 	r := relocateCmd(t, nil, args...)
 	if r.code != exitRefused || !strings.Contains(r.stderr, "expired") {
@@ -350,7 +350,7 @@ func TestReferencesAreNames(t *testing.T) {
 			rename := func(e *entry) { e.data = bytes.ReplaceAll(e.data, []byte(`"`+refs[0]+`"`), []byte(`"`+tc.ref+`"`)) }
 			path := filepath.Join(t.TempDir(), "renamed.tar")
 			writeAll(t, path, edit(edit(es, "relocate-toc.json", rename), "index.json", rename))
-			policy := writePolicy(t, `{"allowUnvouched":["` + src.Host + `/tools/*"]}`)
+			policy := writePolicy(t, `{"allowUnvouched":["`+src.Host+`/tools/*"]}`)
 			for _, args := range [][]string{
 				{"verify", path, "--policy", policy},
 				{"import", path, "--to", dst.Host + fmt.Sprintf("/names%d", i), "--plain-http", "--policy", policy, "--state", t.TempDir()},

@@ -372,7 +372,7 @@ func TestTUFPolicy(t *testing.T) {
 	}})
 	s.vouch("ci", images[0])
 	s.vouch("qa", images[0])
-	policy := writePolicy(t, `{"mapping":[{"paths":["` + src.Host + `/team/*"],"repositories":["team"],"threshold":1,"terminating":true,
+	policy := writePolicy(t, `{"mapping":[{"paths":["`+src.Host+`/team/*"],"repositories":["team"],"threshold":1,"terminating":true,
 		"roles":[{"role":"ci","minSignatures":1},{"role":"qa","minSignatures":2},{"role":"releases","minSignatures":1}]}]}`)
 	r := s.accept(s.export(nil), "--trust", "team="+s.root, "--policy", policy)
 	for _, want := range []string{"team/ci", "team/qa", "team/releases"} {
