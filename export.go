@@ -247,7 +247,14 @@ func writeParallel(ctx context.Context, f *os.File, plan *archive.Plan, content 
 		return err
 	}
 	flush := startFlusher(f)
-	defer flush.stop()
+	err := writeLayers(ctx, f, plan, content, fetch, jobs, flush)
+	if ferr := flush.stop(); err == nil {
+		err = ferr // a failed background sync fails the export
+	}
+	return err
+}
+
+func writeLayers(ctx context.Context, f *os.File, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error, jobs int, flush *flusher) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
 	for i, e := range plan.Entries {
@@ -430,6 +437,9 @@ type flusher struct {
 	done chan struct{}
 	mu   sync.Mutex
 	n    int64
+	// err is the first failed sync: on Linux a write-back error is reported
+	// to one fsync only, so the final sync may not see it again.
+	err error
 }
 
 // flushEvery is how much new data starts a background sync.
@@ -440,7 +450,12 @@ func startFlusher(f interface{ Sync() error }) *flusher {
 	go func() {
 		defer close(fl.done)
 		for range fl.kick {
-			_ = f.Sync() // errors resurface at the final, checked Sync
+			if fl.err != nil {
+				continue
+			}
+			if err := f.Sync(); err != nil {
+				fl.err = fmt.Errorf("syncing the archive: %w", err)
+			}
 		}
 	}()
 	return fl
@@ -462,7 +477,9 @@ func (fl *flusher) wrote(n int64) {
 	}
 }
 
-func (fl *flusher) stop() {
+// stop waits for the last sync and returns the first that failed.
+func (fl *flusher) stop() error {
 	close(fl.kick)
 	<-fl.done
+	return fl.err
 }
