@@ -220,6 +220,7 @@ func mustRefuse(t *testing.T, c *Checker, sigs *Signatures, reason Reason) *Fail
 	if f.Reason != reason {
 		t.Fatalf("%s: refused for %q, want %q: %v", c.Name(), f.Reason, reason, err)
 	}
+	t.Logf("refused as expected: %v", err)
 	return f
 }
 

@@ -131,5 +131,6 @@ type attemptErr struct {
 func (e *attemptErr) Error() string { return string(e.reason) + ": " + e.detail }
 
 func refuse(r Reason, format string, args ...any) *attemptErr {
-	return &attemptErr{reason: r, detail: fmt.Sprintf(format, args...)}
+	// Library messages may span lines; a report wants one.
+	return &attemptErr{reason: r, detail: strings.Join(strings.Fields(fmt.Sprintf(format, args...)), " ")}
 }
