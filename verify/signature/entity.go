@@ -80,7 +80,13 @@ func (e legacyEntity) SignatureContent() (verify.SignatureContent, error) {
 
 func (e legacyEntity) VerificationContent() (verify.VerificationContent, error) {
 	if e.l.cert != nil && !e.asKey {
-		return &certContent{cert: e.l.cert, intermediates: intermediatesOf(e.l.chain)}, nil
+		// A fresh copy: sigstore-go's Verify edits the certificate's
+		// unhandled extensions, and Signatures may be checked concurrently.
+		c, err := x509.ParseCertificate(e.l.cert.Raw)
+		if err != nil {
+			return nil, err
+		}
+		return &certContent{cert: c, intermediates: intermediatesOf(e.l.chain)}, nil
 	}
 	return keyContent{}, nil
 }
