@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -170,5 +171,28 @@ func TestRequirementJSON(t *testing.T) {
 	// Keyless with no trusted root anywhere.
 	if _, err := (Requirement{Cosign: &Cosign{Identities: []Identity{{Issuer: "i", Subject: "s"}}}}).Load(LoadOptions{}); err == nil || !strings.Contains(err.Error(), "trusted root") {
 		t.Fatalf("keyless without root: %v", err)
+	}
+}
+
+func TestSetAllMustHold(t *testing.T) {
+	k1, k2 := newKey(t, "ecdsa"), newKey(t, "ed25519")
+	set, err := LoadSet([]Requirement{
+		{Name: "release", Cosign: &Cosign{Keys: []string{k1.pubPath}}},
+		{Name: "qa", Cosign: &Cosign{Keys: []string{k2.pubPath}}},
+	}, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newArchive()
+	img := a.image(t, "1")
+	a.attachSig(img, k1.sign(t, simpleSigning(img.Digest)))
+	results, err := set.Check(context.Background(), a.collect(t, img))
+	fs := Failures(err)
+	if len(results) != 1 || results[0].Requirement != "release" || len(fs) != 1 || fs[0].Requirement != "qa" || fs[0].Reason != ReasonWrongKey {
+		t.Fatalf("results %+v, failures %v", results, err)
+	}
+	a.attachSig(img, k1.sign(t, simpleSigning(img.Digest)), k2.sign(t, simpleSigning(img.Digest)))
+	if results, err := set.Check(context.Background(), a.collect(t, img)); err != nil || len(results) != 2 {
+		t.Fatalf("results %+v, err %v", results, err)
 	}
 }
