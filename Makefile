@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/relocate
 
-.PHONY: build demo test test-unit bench deps clean
+.PHONY: build demo test test-unit bench deps tools clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/relocate
@@ -31,6 +31,11 @@ deps:
 	@{ test -x /usr/bin/docker-registry && command -v notary-server >/dev/null 2>&1 && command -v in-toto-run >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo notary in-toto; }
+
+# The signing tools the signature tests drive (cosign, notation, oras, crane),
+# built once at exact versions into $${RELOCATE_TOOLS_DIR:-~/.cache/relocate/tools}.
+tools:
+	internal/tools/install.sh
 
 clean:
 	rm -rf bin
