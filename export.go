@@ -86,6 +86,9 @@ type NotarySource struct {
 type TUFSource struct {
 	Name, URL string
 	Root      []byte
+	// Targets are patterns of target names whose files travel too
+	// (fetched from URL/targets/), e.g. "trusted_root.json".
+	Targets []string
 }
 
 // DefaultJobs is the default number of parallel transfers: enough to hide
@@ -152,6 +155,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	}
 	toc := &layout.TOC{SchemaVersion: layout.TOCSchemaVersion, Images: g.Images, Attachments: g.Attachments}
 	if err := addBundles(o.Client, bundles, g, toc); err != nil {
+		return nil, err
+	}
+	if err := carrySignatures(ctx, o.Client, g, o.Jobs); err != nil {
 		return nil, err
 	}
 	if toc.TUF, err = collectTUF(ctx, o, g, toc.Bundles); err != nil {
@@ -337,6 +343,9 @@ func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph, bundles [
 			}
 		}
 		repo := layout.TUFRepo{Name: src.Name, URL: src.URL}
+		if repo.Targets, err = carryTargets(ctx, hc, src, chain); err != nil {
+			return nil, err
+		}
 		for _, m := range chain.Missing {
 			g.Warnings = append(g.Warnings, fmt.Sprintf("TUF %s: delegated role %s: images it should vouch for will be refused", src.Name, m))
 		}
@@ -345,7 +354,11 @@ func collectTUF(ctx context.Context, o ExportOptions, g *mirror.Graph, bundles [
 			if err != nil {
 				return nil, verify.Refuse("tuf:"+src.Name, "metadata from %s does not verify from the given root: %v", src.URL, err)
 			}
+			err = s.VerifyCarried()
 			s.Close()
+			if err != nil {
+				return nil, verify.Refuse("tuf:"+src.Name, "%v", err)
+			}
 			repo.Verified = true
 		}
 		for _, r := range chain.Roles {

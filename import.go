@@ -66,6 +66,8 @@ type ImportReport struct {
 	Problems     []verify.Problem  `json:"problems,omitempty"`
 	Trust        *TrustReport      `json:"trust,omitempty"`
 	Bundles      []ImportedBundle  `json:"bundles,omitempty"`
+	// Signatures is the verdict of the policy's signature rules.
+	Signatures *verify.SignatureResult `json:"signatures,omitempty"`
 }
 
 // target is one image's destination and what it needs.
@@ -98,6 +100,9 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	}
 	to, err := checkTo(o.To)
 	if err != nil {
+		return nil, err
+	}
+	if err := o.Trust.checkSignatureOptions(); err != nil {
 		return nil, err
 	}
 	prog := progressOr(o.Progress)
@@ -149,6 +154,10 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 			return nil, aerr
 		}
 		return refused(rep, s.ps), err
+	}
+	// Signatures are decided here, before anything is pushed.
+	if rep.Signatures, err = s.signatures(ctx, o.Trust, rep.Trust); err != nil {
+		return nil, err
 	}
 	if err := s.ps.Err(); err != nil {
 		return refuse(err)
@@ -253,6 +262,9 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		if err := record("ok", nil); err != nil {
 			return nil, err
 		}
+	}
+	if err := publishTUF(o.Trust, rep.Trust); err != nil {
+		return nil, err
 	}
 	rep.Verdict = "ok"
 	return rep, nil

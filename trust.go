@@ -39,6 +39,17 @@ type TrustOptions struct {
 	// RunInspections lets in-toto inspections run: they are commands the
 	// layout names, so they run only when asked, in a temporary directory.
 	RunInspections bool
+	// RequireSignatures: every image must have a valid signature under the
+	// policy's signature rules (a usage error without such rules).
+	RequireSignatures bool
+	// SigstoreTrustedRoot is a Sigstore trusted_root.json the site gives
+	// (--sigstore-trusted-root) for keyless requirements: it takes the place
+	// of the TUF target the policy names (sigstoreTrustedRoot).
+	SigstoreTrustedRoot     []byte
+	SigstoreTrustedRootFile string
+	// PublishTUF maps TUF repository names to directories where an import
+	// writes the verified repository for TUF clients at the site.
+	PublishTUF map[string]string
 }
 
 // DefaultStateDir is $XDG_DATA_HOME/relocate, else ~/.local/share/relocate.
@@ -77,13 +88,15 @@ type TrustReport struct {
 	AsOf      bool       `json:"asOf,omitempty"`
 	Expires   *time.Time `json:"expires,omitempty"`
 	Warnings  []string   `json:"warnings,omitempty"`
+	// Published says what import --publish-tuf wrote (publish.go).
+	Published []PublishedRepo `json:"published,omitempty"`
 }
 
 // applies reports whether the archive or the site asks for trust checks.
 // A site that has pinned or recorded any trust metadata checks every
 // archive, so that one stripped of its metadata is not simply let through.
 func (s *source) trustApplies(o TrustOptions, store *tufstore.Store) (bool, error) {
-	if len(s.toc.TUF) > 0 || len(s.toc.Notary) > 0 || o.Policy != nil || len(o.Pins) > 0 || len(o.PinCAs) > 0 {
+	if len(s.toc.TUF) > 0 || len(s.toc.Notary) > 0 || o.Policy != nil || len(o.Pins) > 0 || len(o.PinCAs) > 0 || len(o.PublishTUF) > 0 {
 		return true, nil
 	}
 	state, err := store.Load()
@@ -131,7 +144,7 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		cas[gun] = pool
 	}
 	res := verify.Trust(verify.TrustInput{Repos: repos, Notary: notaries, State: state, Pins: o.Pins, PinCAs: cas, Policy: o.Policy, Now: now,
-		Images: s.toc.Images, Bundles: s.toc.Bundles, RunInspections: o.RunInspections}, s.ps)
+		Images: s.toc.Images, Bundles: s.toc.Bundles, RunInspections: o.RunInspections, Publish: o.publishNames()}, s.ps)
 	rep := &TrustReport{TrustResult: res, StateDir: store.Dir(), CheckedAt: now, AsOf: asOf}
 	if asOf {
 		rep.Warnings = append(rep.Warnings, "trust checked as of "+now.UTC().Format(time.RFC3339)+" (--at), not at the local clock")

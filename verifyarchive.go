@@ -20,7 +20,8 @@ type VerifyOptions struct {
 	Archive string    // path, or "-" for Stdin
 	Stdin   io.Reader // where "-" comes from
 	Jobs    int       // parallel hashing when the archive is a plain file
-	// RequireSignatures refuses an archive in which an image has no signature.
+	// RequireSignatures: every image must have a valid signature under the
+	// policy's signature rules (as TrustOptions.RequireSignatures).
 	RequireSignatures bool
 	// Trust holds the site's trust settings; the state is read, never written.
 	Trust    TrustOptions
@@ -46,6 +47,8 @@ type VerifyReport struct {
 	Trust *TrustReport `json:"trust,omitempty"`
 	// Bundles lists the CNAB bundles with their security level.
 	Bundles []verify.BundleTrust `json:"bundles,omitempty"`
+	// Signatures is the verdict of the policy's signature rules.
+	Signatures *verify.SignatureResult `json:"signatures,omitempty"`
 }
 
 // Verify reads an archive once and checks every blob's size and digest, that
@@ -55,6 +58,10 @@ type VerifyReport struct {
 func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
+	}
+	o.Trust.RequireSignatures = o.Trust.RequireSignatures || o.RequireSignatures
+	if err := o.Trust.checkSignatureOptions(); err != nil {
+		return nil, err
 	}
 	s, err := openArchive(o.Archive, o.Stdin)
 	if err != nil {
@@ -76,6 +83,10 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 			return nil, err
 		}
 	}
+	sigs, err := s.signatures(ctx, o.Trust, tr)
+	if err != nil {
+		return nil, err
+	}
 
 	prog := progressOr(o.Progress)
 	prog.Stage("verify", s.toc.TotalBytes())
@@ -85,12 +96,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 
 	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.r.Compression()), Images: s.toc.Images, Attachments: len(s.toc.Attachments),
-		Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.toc), Trust: tr, Bundles: bundleLevels(s.toc, tr)}
-	if o.RequireSignatures {
-		for _, ref := range rep.Unsigned {
-			s.ps.Add(ref, "no signature attached, and signatures are required")
-		}
-	}
+		Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.toc), Trust: tr, Bundles: bundleLevels(s.toc, tr), Signatures: sigs}
 	for _, im := range s.toc.Images {
 		rep.Platforms += max(len(im.Platforms), 1)
 	}

@@ -38,6 +38,10 @@ const (
 	MaxTOCSize      = 64 << 20
 	MaxLayoutSize   = 1 << 10
 	MaxMetadataSize = 16 << 20
+	// MaxSignatureSize bounds a signature blob: signatures, envelopes and
+	// bundles are kilobytes; a larger layer of a signature attachment stays
+	// a layer (and a site that must verify it refuses it).
+	MaxSignatureSize = 4 << 20
 	// MaxSmallTotal bounds all metadata together (it is held in memory
 	// while the archive is read), MaxBlobs the number of entries.
 	MaxSmallTotal = 256 << 20
@@ -52,12 +56,26 @@ const (
 	KindManifest Kind = "manifest"
 	KindConfig   Kind = "config"
 	KindMetadata Kind = "metadata" // trust metadata files (TUF roles), small and read first
-	KindLayer    Kind = "layer"
+	// KindSignature is a layer of a signature attachment (SignatureLayers):
+	// a signed payload, DSSE envelope, Sigstore bundle or notation envelope.
+	// It travels with the metadata so that a site verifies signatures
+	// before it reads, or pushes, a single image layer.
+	KindSignature Kind = "signature"
+	KindLayer     Kind = "layer"
 )
 
 // Small reports whether blobs of this kind are metadata, held in memory and
 // written before any layer.
 func (k Kind) Small() bool { return k != KindLayer }
+
+// known reports whether a table of contents may name this kind.
+func (k Kind) known() bool {
+	switch k {
+	case KindIndex, KindManifest, KindConfig, KindMetadata, KindSignature, KindLayer:
+		return true
+	}
+	return false
+}
 
 func (k Kind) rank() int {
 	switch k {
@@ -69,8 +87,10 @@ func (k Kind) rank() int {
 		return 2
 	case KindMetadata:
 		return 3
-	default:
+	case KindSignature:
 		return 4
+	default:
+		return 5
 	}
 }
 
@@ -83,6 +103,8 @@ func (k Kind) MaxSize() int64 {
 		return MaxConfigSize
 	case KindMetadata:
 		return MaxMetadataSize
+	case KindSignature:
+		return MaxSignatureSize
 	default:
 		return -1
 	}
@@ -248,7 +270,7 @@ func ParseTOC(b []byte) (*TOC, error) {
 		if max := b.Kind.MaxSize(); max >= 0 && b.Size > max {
 			return nil, fmt.Errorf("%s: %s %s is %d bytes, over the %d limit", TOCFile, b.Kind, b.Digest, b.Size, max)
 		}
-		if b.Kind.rank() == 4 && b.Kind != KindLayer {
+		if !b.Kind.known() {
 			return nil, fmt.Errorf("%s: blob %s has unknown kind %q", TOCFile, b.Digest, b.Kind)
 		}
 		if seen[b.Digest] {

@@ -32,6 +32,9 @@ type TUFRepo struct {
 	Manifest v1.Hash   `json:"manifest"`
 	Verified bool      `json:"verifiedAtExport"` // export ran the client workflow from a root it was given
 	Roles    []TUFRole `json:"roles"`
+	// Targets names the target files carried with the metadata
+	// (export --tuf-targets), each a blob titled target.<escaped name>.
+	Targets []string `json:"targets,omitempty"`
 }
 
 // TUFRole is one role's version and expiry as carried.

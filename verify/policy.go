@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -46,8 +47,17 @@ type Policy struct {
 	// MinSecurityLevel is the lowest CNAB Security level (0–4, by number)
 	// a bundle may have.
 	MinSecurityLevel int `json:"cnabMinSecurityLevel,omitempty"`
+	// Signatures are the signatures required per path pattern; see
+	// SignatureRule (signatures.go).
+	Signatures []SignatureRule `json:"signatures,omitempty"`
+	// SigstoreTrustedRoot names the TUF target that keyless requirements
+	// verify against (trusted_root.json of a carried TUF repository).
+	SigstoreTrustedRoot *TUFTarget `json:"sigstoreTrustedRoot,omitempty"`
 
 	grace map[string]time.Duration
+	// dir resolves the file names requirements give (the policy's own
+	// directory).
+	dir string
 }
 
 // Mapping is one TAP 4 mapping entry with role requirements.
@@ -103,7 +113,15 @@ func LoadPolicy(path string) (*Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ParsePolicy(b)
+	p, err := ParsePolicy(b)
+	if err != nil {
+		return nil, err
+	}
+	p.dir = filepath.Dir(path)
+	if err := p.loadSignatureFiles(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // ParsePolicy checks a policy document.
@@ -165,6 +183,9 @@ func ParsePolicy(b []byte) (*Policy, error) {
 				}
 			}
 		}
+	}
+	if err := p.checkSignatures(); err != nil {
+		return nil, err
 	}
 	return &p, nil
 }

@@ -21,6 +21,7 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 	}
 	checkIndex(toc, index, ps)
 	checkAttachments(toc, small, ps)
+	checkSignatureBlobs(toc, small, ps)
 
 	out := map[string]*layout.Closure{}
 	for _, im := range toc.Images {
@@ -31,6 +32,7 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 			continue
 		}
 		ok := true
+		signatureBlobs(c, listed)
 		for _, d := range append(append([]layout.Child{}, c.Manifests...), c.Blobs...) {
 			b, found := listed[d.Digest]
 			switch {

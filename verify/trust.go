@@ -33,6 +33,8 @@ type TrustInput struct {
 	Bundles []layout.Bundle
 	// RunInspections lets in-toto inspections (arbitrary commands) run.
 	RunInspections bool
+	// Publish names the TUF repositories to lay out for clients at the site.
+	Publish map[string]bool
 }
 
 // RepoTrust is the outcome for one TUF repository.
@@ -47,6 +49,14 @@ type RepoTrust struct {
 	NewState *tufstore.RepoState `json:"-"`
 	// StateName is where the site keeps this repository's state.
 	StateName string `json:"-"`
+	// Targets are the target files the archive carries, each verified
+	// through the TUF session (targets.go).
+	Targets []CarriedTarget `json:"targets,omitempty"`
+	// Published is the repository laid out for clients, when the site asked
+	// to publish it (TrustInput.Publish); PublishNote says why not.
+	Published   *tufstore.Published `json:"-"`
+	PublishNote string              `json:"publishNote,omitempty"`
+	targetData  map[string][]byte
 }
 
 // Vouch says who vouched for an image.
@@ -123,6 +133,7 @@ func Trust(in TrustInput, ps *Problems) *TrustResult {
 		return res
 	}
 	res.Images, res.Bundles = bindAll(in, sessions, notaries, ps)
+	carriedTargets(in, sessions, res, ps)
 	for i := range res.Repositories {
 		rt := &res.Repositories[i]
 		s, ok := sessions[rt.Name]

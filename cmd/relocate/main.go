@@ -169,7 +169,15 @@ func inspectFlag() cli.Flag {
 }
 
 func policyFlag() cli.Flag {
-	return &cli.StringFlag{Name: "policy", Usage: "the site's policy `FILE` (TAP 4 mapping, roles that must each vouch, expiry grace; see docs/trust.md)"}
+	return &cli.StringFlag{Name: "policy", Usage: "the site's policy `FILE` (TAP 4 mapping, roles that must each vouch, expiry grace, signature rules; see docs/trust.md)"}
+}
+
+func requireSignaturesFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "require-signatures", Usage: "every image must have a valid signature under the policy's signature rules (refused, exit 3, otherwise); needs a --policy with signature rules"}
+}
+
+func sigstoreRootFlag() cli.Flag {
+	return &cli.StringFlag{Name: "sigstore-trusted-root", Usage: "Sigstore trusted_root.json `FILE` for keyless signature requirements, instead of the TUF target the policy names (sigstoreTrustedRoot)"}
 }
 
 // trustOptions reads the site's trust flags.
@@ -204,7 +212,46 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 			return o, usagef("--policy %s: %v", f, err)
 		}
 	}
+	o.RequireSignatures = c.Bool("require-signatures")
+	if o.RequireSignatures && !o.Policy.HasSignatureRules() {
+		return o, usagef("--require-signatures needs a --policy with signature rules: it requires a valid signature under the site's policy (see docs/trust.md)")
+	}
+	if f := c.String("sigstore-trusted-root"); f != "" {
+		if o.SigstoreTrustedRoot, err = os.ReadFile(f); err != nil {
+			return o, usagef("--sigstore-trusted-root: %v", err)
+		}
+		o.SigstoreTrustedRootFile = f
+	}
+	if list := c.StringSlice("publish-tuf"); len(list) > 0 {
+		if o.PublishTUF, err = nameValues(list, "--publish-tuf"); err != nil {
+			return o, err
+		}
+	}
 	return o, nil
+}
+
+// saySignatures prints the signature verdict of each image a rule covered.
+func (e *env) saySignatures(c *cli.Context, sr *verify.SignatureResult) {
+	if sr == nil {
+		return
+	}
+	if sr.TrustedRoot != "" {
+		e.say(c, "sigstore trusted root: %s\n", sr.TrustedRoot)
+	}
+	for _, im := range sr.Images {
+		switch im.Verdict {
+		case "ok":
+			var by []string
+			for _, r := range im.Satisfied {
+				for _, ev := range r.Signatures {
+					by = append(by, fmt.Sprintf("%s (%s, %s)", r.Requirement, ev.Format, ev.Signer))
+				}
+			}
+			e.say(c, "signed: %s: %s\n", im.Ref, strings.Join(by, "; "))
+		case "refused":
+			e.say(c, "signature refused: %s: %s\n", im.Ref, im.Problem)
+		}
+	}
 }
 
 // nameValues parses repeated NAME=VALUE flags.
@@ -350,6 +397,7 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringSliceFlag{Name: "bundle", Usage: "carry a CNAB bundle: a reference to one stored the cnab-to-oci way, or `FILE[=REF]` for a bundle.json (REF defaults to localhost/NAME:VERSION) (repeatable)"},
 			&cli.StringSliceFlag{Name: "tuf", Usage: "carry the metadata chain of TUF repository `NAME=URL` (repeatable)"},
 			&cli.StringSliceFlag{Name: "tuf-root", Usage: "verify repository NAME from this trusted root before packing it: `NAME=FILE`"},
+			&cli.StringSliceFlag{Name: "tuf-targets", Usage: "carry the target files of repository NAME whose names match `NAME=GLOB` (* matches any run, / included), e.g. sigstore=trusted_root.json (repeatable)"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
 			warnFlag(), jobsFlag(), plainHTTPFlag(), jsonFlag(), quietFlag(),
@@ -407,6 +455,9 @@ is compressed; "-o -" writes to stdout.`,
 					state = "verified from the given root"
 				}
 				e.say(c, "tuf %s: %d metadata roles from %s, %s\n", r.Name, len(r.Roles), r.URL, state)
+				if len(r.Targets) > 0 {
+					e.say(c, "tuf %s: carrying target file(s) %s\n", r.Name, strings.Join(r.Targets, ", "))
+				}
 			}
 			for _, r := range rep.Notary {
 				e.say(c, "notary %s: %d roles from %s (verified at the site, from its pinned root)\n", r.Name, len(r.Roles), r.URL)
@@ -431,7 +482,7 @@ index.json and the table of contents agree, and verifies trust metadata as
 import does (reading the site's state, never writing it). Exits 0 with a
 summary, or names every problem and exits 3.`,
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "require-signatures", Usage: "refuse (exit 3) when an image has no signature attached"},
+			requireSignaturesFlag(), sigstoreRootFlag(),
 			&cli.StringFlag{Name: "at", Usage: "judge expiry as of `TIME` (RFC 3339, e.g. 2026-08-22T00:00:00Z) instead of the local clock: for forensics and for metadata that has expired since; verify only, the report says the time used"},
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), jsonFlag(), quietFlag(),
 		},
@@ -451,13 +502,14 @@ summary, or names every problem and exits 3.`,
 				fmt.Fprintf(e.stderr, "warning: checking trust as of %s (--at), not at the local clock\n", to.At.UTC().Format(time.RFC3339))
 			}
 			b := e.progress(c)
-			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), RequireSignatures: c.Bool("require-signatures"), Trust: to, Progress: progressOf(b)})
+			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b)})
 			b.wait()
 			if rep != nil {
 				e.sayTrust(c, rep.Trust)
+				e.saySignatures(c, rep.Signatures)
 				if rep.Verdict == "ok" {
 					if n := len(rep.Unsigned); n > 0 {
-						e.say(c, "note: %d of %d image(s) have no signature attached (%s); --require-signatures refuses that\n", n, len(rep.Images), listSome(rep.Unsigned, 3))
+						e.say(c, "note: %d of %d image(s) have no signature attached (%s)\n", n, len(rep.Images), listSome(rep.Unsigned, 3))
 					}
 					e.say(c, "%s: ok: %d image(s), %d platform(s), %d attached artifact(s), %d blobs, %s\n", path, len(rep.Images), rep.Platforms, rep.Attachments, rep.Blobs, human(rep.Bytes))
 				}
@@ -498,6 +550,8 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
+			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
+			requireSignaturesFlag(), sigstoreRootFlag(),
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), plainHTTPFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -522,6 +576,14 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 				return err
 			}
 			e.sayTrust(c, rep.Trust)
+			e.saySignatures(c, rep.Signatures)
+			if rep.Trust != nil {
+				for _, p := range rep.Trust.Published {
+					if p.Status == "published" {
+						e.say(c, "published TUF %s to %s (root v%d, timestamp v%d, %d target file(s))\n", p.Name, p.Dir, p.Versions["root"], p.Versions["timestamp"], len(p.Targets))
+					}
+				}
+			}
 			for _, im := range rep.Images {
 				e.say(c, "%-9s %s -> %s\n", im.Status, im.Ref, im.Target)
 			}
@@ -696,9 +758,20 @@ func tufSources(c *cli.Context) ([]relocate.TUFSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	globs := map[string][]string{}
+	for _, kv := range c.StringSlice("tuf-targets") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || v == "" {
+			return nil, usagef("--tuf-targets %q: want NAME=GLOB", kv)
+		}
+		if _, ok := urls[k]; !ok {
+			return nil, usagef("--tuf-targets %s given without --tuf %s=URL", k, k)
+		}
+		globs[k] = append(globs[k], v)
+	}
 	var out []relocate.TUFSource
 	for name, u := range urls {
-		src := relocate.TUFSource{Name: name, URL: u}
+		src := relocate.TUFSource{Name: name, URL: u, Targets: globs[name]}
 		if f, ok := roots[name]; ok {
 			if src.Root, err = os.ReadFile(f); err != nil {
 				return nil, fmt.Errorf("--tuf-root %s: %w", name, err)

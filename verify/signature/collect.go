@@ -218,6 +218,12 @@ func collectOne(s Subject, a layout.Attachment, f Fetcher) ([]*item, error) {
 			items = append(items, it)
 			continue
 		}
+		if l.Size > maxSignatureBlobSize {
+			// Too big to be a signature; never read into memory.
+			it.invalid = fmt.Sprintf("layer %s is %d bytes, more than a signature's %d", l.Digest, l.Size, maxSignatureBlobSize)
+			items = append(items, it)
+			continue
+		}
 		blob, err := fetch(f, l.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("attachment %s layer %d: %w", a.Digest, i, err)

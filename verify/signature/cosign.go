@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -18,6 +19,10 @@ import (
 	sigsig "github.com/sigstore/sigstore/pkg/signature"
 	sigopts "github.com/sigstore/sigstore/pkg/signature/options"
 )
+
+// ErrNoTrustedRoot is a keyless (or transparency-log) requirement loaded
+// without a Sigstore trusted root: a site may still supply one.
+var ErrNoTrustedRoot = errors.New("needs a Sigstore trusted root")
 
 // cosignChecker verifies cosign signatures or attestations with keys or
 // keyless identities.
@@ -67,7 +72,7 @@ func (c *Cosign) load(name string, o LoadOptions) (*cosignChecker, error) {
 	}
 	keyless := len(c.Identities) > 0
 	if cc.trusted == nil && (keyless || cc.tlog > 0 || cc.tsa > 0) {
-		return nil, fmt.Errorf("needs a Sigstore trusted root: give trustedRoot, or the site's (--sigstore-trusted-root, or a TUF-verified trusted_root.json)")
+		return nil, fmt.Errorf("%w: give trustedRoot, or the site's (--sigstore-trusted-root, or a TUF-verified trusted_root.json)", ErrNoTrustedRoot)
 	}
 	if keyless {
 		ids, err := identities(c.Identities)
