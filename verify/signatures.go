@@ -187,7 +187,7 @@ func Signatures(ctx context.Context, in SignatureInput, ps *Problems) (*Signatur
 			out.Rule, out.Paths = i, rule.Paths
 			set, err := load(i, rule)
 			if errors.Is(err, signature.ErrNoTrustedRoot) {
-				refuse("rule %d (%s) needs a Sigstore trusted root: %s", i, strings.Join(rule.Paths, ", "), why)
+				refuse("signature rule %d (%s) needs a Sigstore trusted root: %s", i, strings.Join(rule.Paths, ", "), why)
 				break
 			}
 			if err != nil {
@@ -216,7 +216,7 @@ func Signatures(ctx context.Context, in SignatureInput, ps *Problems) (*Signatur
 			if len(msgs) == 0 {
 				msgs = append(msgs, err.Error())
 			}
-			refuse("rule %d (%s): %s", i, strings.Join(rule.Paths, ", "), strings.Join(msgs, "; "))
+			refuse("signature rule %d (%s): %s", i, strings.Join(rule.Paths, ", "), strings.Join(msgs, "; "))
 		}
 		res.Images = append(res.Images, out)
 	}

@@ -313,24 +313,6 @@ func TestAttachmentCannotMoveTags(t *testing.T) {
 	}
 }
 
-func TestRequireSignatures(t *testing.T) {
-	needRegistries(t)
-	path := filepath.Join(t.TempDir(), "site.tar")
-	mustRun(t, "export", "-o", path, "--plain-http", "-q", refs[0]) // unsigned
-	r := mustRun(t, "verify", path)
-	if !strings.Contains(r.stderr, "1 of 1 image(s) have no signature attached ("+refs[0]+")") {
-		t.Errorf("verify does not mention the unsigned image:\n%s", r.stderr)
-	}
-	r = relocateCmd(t, nil, "verify", path, "--require-signatures")
-	if r.code != exitRefused || !strings.Contains(r.stderr, refs[0]) {
-		t.Fatalf("--require-signatures: exit %d\n%s", r.code, r.stderr)
-	}
-	s := pushSignedSet(t, src.Host, "required/app", 600)
-	signed := filepath.Join(t.TempDir(), "signed.tar")
-	mustRun(t, "export", "-o", signed, "--plain-http", "-q", s.ref)
-	mustRun(t, "verify", signed, "--require-signatures")
-}
-
 // TestAttachmentClaimsChecked: what the table of contents says of an
 // attachment (its subject, artifact type, annotations) must be what its
 // manifest says; a fake "signature" label or a moved subject is refused.
