@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/relocate-dev/relocate/internal/testimages"
+	"github.com/relocate-dev/relocate/internal/testtools"
 	"github.com/relocate-dev/relocate/internal/testtuf"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
@@ -281,6 +282,29 @@ func TestSignaturePolicyKeyless(t *testing.T) {
 		if got := tufClientFetch(t, pub, tuf.root, "trusted_root.json"); string(got) != string(v.trustedRoot) {
 			t.Errorf("go-tuf fetched %d bytes of trusted_root.json, want the carried %d", len(got), len(v.trustedRoot))
 		}
+
+		// The real cosign, unchanged, initialised from the published
+		// repository and the pinned root, verifies the relocated image
+		// keyless. cosign v2.6.5 reads trusted_root.json through
+		// sigstore-go's TUF client, which fetches over HTTP only (a file://
+		// mirror fails with "unsupported protocol scheme"), so the site
+		// serves the directory with any static HTTP server.
+		t.Run("cosign verify at the destination", func(t *testing.T) {
+			cosign := newCosign(t)
+			srv := httptest.NewServer(http.FileServer(http.Dir(pub)))
+			defer srv.Close()
+			cosign.run(t, "initialize", "--mirror", srv.URL, "--root", tuf.root)
+			out := cosign.run(t, "verify", "--certificate-identity", keylessSubject, "--certificate-oidc-issuer", keylessIssuer,
+				"--insecure-ignore-sct", "--allow-http-registry", s.at(good))
+			if !strings.Contains(out, good.Digest) || !strings.Contains(out, "verified offline") {
+				t.Errorf("cosign verify (keyless) at the destination:\n%s", out)
+			}
+			out, err := testtools.Output(t.Context(), cosign.env, cosign.bin, "verify", "--certificate-identity", "mallory@example.com",
+				"--certificate-oidc-issuer", keylessIssuer, "--insecure-ignore-sct", "--allow-http-registry", s.at(good))
+			if err == nil {
+				t.Errorf("cosign verify accepted another identity:\n%s", out)
+			}
+		})
 
 		// A newer repository (timestamp v2, a new target) is published over
 		// it; an older archive, imported at another site with its own state,
