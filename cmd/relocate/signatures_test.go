@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -396,4 +397,114 @@ func TestSignaturePolicyNotation(t *testing.T) {
 			t.Errorf("notation verify at the destination:\n%s", out)
 		}
 	})
+}
+
+// TestSignatureBlobsTravelWithMetadata: the payloads of signature
+// attachments travel in the archive's metadata section (kind "signature"),
+// SBOM layers stay layers, archives stay byte-reproducible, and an archive
+// from before (payloads among the layers) is refused where signatures must
+// be verified, with a message saying to export again.
+func TestSignatureBlobsTravelWithMetadata(t *testing.T) {
+	needRegistries(t)
+	ctx := context.Background()
+	im := pushOne(t, "sigs/meta/app", 1401)
+	repo := strings.TrimSuffix(im.Ref, ":v1")
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if _, err := testimages.Sign(ctx, repo, im.Digest, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testimages.Attach(ctx, repo, descOf(t, repo, im.Digest), "application/spdx+json", "application/spdx+json", []byte(`{"spdxVersion":"SPDX-2.3"}`)); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.tar"), filepath.Join(dir, "b.tar")
+	mustRun(t, "export", "-o", a, "--plain-http", "-q", im.Ref)
+	mustRun(t, "export", "-o", b, "--plain-http", "-q", im.Ref)
+	if da, db := mustRead(t, a), mustRead(t, b); string(da) != string(db) {
+		t.Fatal("two exports of the same signed image differ")
+	}
+	es := readAll(t, a)
+	toc := tocOf(t, es)
+	kinds := map[string]string{}
+	for _, bl := range toc.Blobs {
+		kinds[bl.Digest] = bl.Kind
+	}
+	var sigBlob string
+	firstLayer := -1
+	for i, e := range es {
+		d := "sha256:" + strings.TrimPrefix(e.hdr.Name, "blobs/sha256/")
+		switch {
+		case kinds[d] == "layer" && firstLayer < 0:
+			firstLayer = i
+		case kinds[d] == "signature":
+			sigBlob = d
+			if firstLayer >= 0 {
+				t.Errorf("signature blob %s comes after the first layer", d)
+			}
+			var p testimages.SimpleSigning
+			if json.Unmarshal(e.data, &p) != nil || p.Critical.Image.DockerManifestDigest != im.Digest {
+				t.Errorf("signature blob %s is not the signed payload: %s", d, e.data)
+			}
+		}
+	}
+	if sigBlob == "" {
+		t.Fatalf("no signature blob in the table of contents: %v", kinds)
+	}
+	sbomLayer := false
+	for d, k := range kinds {
+		sbomLayer = sbomLayer || k == "layer" && strings.Contains(string(mustBlob(t, es, d)), "spdxVersion")
+	}
+	if !sbomLayer {
+		t.Error("the SBOM's layer is not a layer")
+	}
+
+	s := newSigSite(t)
+	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	os.WriteFile(filepath.Join(s.dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644)
+	p := s.policy(`{"signatures": [{"paths": ["` + src.Host + `/sigs/meta/*"], "require": [{"cosign": {"keys": ["release.pub"]}}]}]}`)
+	args := []string{"--policy", p, "--state", t.TempDir()}
+	mustRun(t, append([]string{"verify", a}, args...)...)
+
+	t.Run("archive from before: payloads among the layers", func(t *testing.T) {
+		old := filepath.Join(t.TempDir(), "old.tar")
+		writeAll(t, old, edit(es, "relocate-toc.json", func(e *entry) {
+			e.data = []byte(strings.ReplaceAll(string(e.data), `"kind": "signature"`, `"kind": "layer"`))
+		}))
+		mustRun(t, "verify", old) // still a valid archive
+		s.refuse(old, im.Ref, args, "travels among the archive's layers", "export the images again")
+	})
+	t.Run("a layer smuggled into the metadata section", func(t *testing.T) {
+		var layer string
+		for d, k := range kinds {
+			if k == "layer" && slices.Contains(im.Blobs, d) {
+				layer = d
+			}
+		}
+		bad := filepath.Join(t.TempDir(), "bad.tar")
+		writeAll(t, bad, edit(es, "relocate-toc.json", func(e *entry) {
+			var doc map[string]any
+			json.Unmarshal(e.data, &doc)
+			for _, bl := range doc["blobs"].([]any) {
+				if m := bl.(map[string]any); m["digest"] == layer {
+					m["kind"] = "signature"
+				}
+			}
+			e.data, _ = json.Marshal(doc)
+		}))
+		r := relocateCmd(t, nil, "verify", bad)
+		if r.code != exitRefused || !strings.Contains(r.stderr, "listed as a signature blob") {
+			t.Errorf("exit %d, want %d\n%s", r.code, exitRefused, r.stderr)
+		}
+	})
+}
+
+func mustBlob(t *testing.T, es []entry, d string) []byte {
+	t.Helper()
+	for _, e := range es {
+		if e.hdr.Name == blobName(d) {
+			return e.data
+		}
+	}
+	t.Fatalf("blob %s not in the archive", d)
+	return nil
 }
