@@ -11,9 +11,10 @@ build:
 demo: deps build
 	$(GO) run ./internal/demo -relocate $(BIN)
 
-# Unit tests and end-to-end tests against real registries on 127.0.0.1.
-test: deps
-	RELOCATE_REQUIRE_REGISTRY=1 RELOCATE_REQUIRE_NOTARY=1 RELOCATE_REQUIRE_INTOTO=1 $(GO) test -count=1 ./...
+# Unit tests and end-to-end tests against real registries on 127.0.0.1,
+# signing with the real cosign and notation (make tools builds them once).
+test: deps tools
+	RELOCATE_REQUIRE_REGISTRY=1 RELOCATE_REQUIRE_NOTARY=1 RELOCATE_REQUIRE_INTOTO=1 RELOCATE_REQUIRE_TOOLS=1 $(GO) test -count=1 ./...
 
 test-unit:
 	$(GO) test -count=1 -short ./...

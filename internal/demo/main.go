@@ -3,6 +3,11 @@
 // sample images to the source, signs them, attaches SBOMs, publishes a TUF
 // repository that vouches for them, and runs export → verify → import with
 // the real relocate binary, printing each command and what it reported.
+//
+// The images are signed in process, in cosign's `.sig` format (an ECDSA
+// P-256 signature over the simple-signing payload), rather than with the
+// cosign CLI: `make demo` needs no tool beyond the registry. The site's
+// policy requires that key, as `cosign verify --key` would.
 package main
 
 import (
@@ -10,6 +15,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"net"
@@ -79,8 +86,12 @@ func run(ctx context.Context, bin string) error {
 		ims = append(ims, pushed...)
 	}
 
-	step("Signing them (cosign-style signatures) and attaching an SBOM to each (OCI 1.1 referrer)")
+	step("Signing them (cosign's .sig format, key in process) and attaching an SBOM to each (OCI 1.1 referrer)")
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	policy, err := writePolicy(dir, src.Host, key)
 	if err != nil {
 		return err
 	}
@@ -113,23 +124,41 @@ func run(ctx context.Context, bin string) error {
 		return err
 	}
 	state := filepath.Join(dir, "site-state")
-	step("Verify: every digest, size and reference, the TUF chain from the pinned root, signatures required")
-	if err := relocate(bin, "verify", archive, "--state", state, "--trust", "demo="+root, "--require-signatures"); err != nil {
+	pol, _ := os.ReadFile(policy)
+	fmt.Printf("  the site's policy (%s):\n%s", policy, indent(string(pol)))
+	step("Verify: every digest, size and reference, the TUF chain from the pinned root, every image's cosign signature under the site's key")
+	if err := relocate(bin, "verify", archive, "--state", state, "--trust", "demo="+root, "--policy", policy, "--require-signatures"); err != nil {
 		return err
 	}
 	step("Import into the airgapped registry under the prefix 'mirror' (first import: pin the root)")
 	mapping := filepath.Join(dir, "mapping.json")
-	if err := relocate(bin, "import", archive, "--to", dst.Host+"/mirror", "--plain-http", "--mapping", mapping, "--state", state, "--trust", "demo="+root); err != nil {
+	if err := relocate(bin, "import", archive, "--to", dst.Host+"/mirror", "--plain-http", "--mapping", mapping, "--state", state, "--trust", "demo="+root, "--policy", policy, "--require-signatures"); err != nil {
 		return err
 	}
 	m, _ := os.ReadFile(mapping)
 	fmt.Printf("  relocation mapping:\n%s", indent(string(m)))
 	step("Import again: the site's state knows the repository now; everything is there, nothing is pushed")
-	if err := relocate(bin, "import", archive, "--to", dst.Host+"/mirror", "--plain-http", "--state", state); err != nil {
+	if err := relocate(bin, "import", archive, "--to", dst.Host+"/mirror", "--plain-http", "--state", state, "--policy", policy); err != nil {
 		return err
 	}
 	audit, _ := os.ReadFile(filepath.Join(state, "audit.log"))
 	fmt.Printf("  audit log (%s):\n%s", filepath.Join(state, "audit.log"), indent(string(audit)))
+
+	step("An unsigned image is refused by the keyed cosign policy (exit code 3), before anything is pushed")
+	unsigned, err := testimages.Push(ctx, src.Host, testimages.Spec{Repo: "shop/unsigned", Tag: "0.1", Count: 1, Layers: 1, LayerSize: 256 << 10, Seed: 9})
+	if err != nil {
+		return err
+	}
+	plain := filepath.Join(dir, "unsigned.tar")
+	if err := relocate(bin, "export", "-o", plain, "--plain-http", "-q", unsigned[0].Ref); err != nil {
+		return err
+	}
+	err = relocate(bin, "import", plain, "--to", dst.Host+"/mirror", "--plain-http", "--state", filepath.Join(dir, "other-site"), "--policy", policy)
+	var ee *exec.ExitError
+	if err == nil || !asExit(err, &ee) || ee.ExitCode() != 3 {
+		return fmt.Errorf("the unsigned image was not refused with exit code 3: %v", err)
+	}
+	fmt.Println("  refused with exit code 3: no cosign signature, nothing pushed.")
 
 	step("A tampered archive is refused (exit code 3)")
 	bad := filepath.Join(dir, "tampered.tar")
@@ -140,7 +169,6 @@ func run(ctx context.Context, bin string) error {
 		return err
 	}
 	err = relocate(bin, "verify", bad)
-	var ee *exec.ExitError
 	if err == nil || !asExit(err, &ee) || ee.ExitCode() != 3 {
 		return fmt.Errorf("the tampered archive was not refused with exit code 3: %v", err)
 	}
@@ -150,6 +178,28 @@ func run(ctx context.Context, bin string) error {
 }
 
 func step(s string) { fmt.Printf("\n==> %s\n", s) }
+
+// writePolicy writes the site's policy: every image from the connected
+// registry must carry a cosign signature by key (its public half is
+// written beside the policy, which names it by a relative path).
+func writePolicy(dir, host string, key *ecdsa.PrivateKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, "site-policy.json")
+	doc := `{
+  "signatures": [
+    {"paths": ["` + host + `/*"],
+     "require": [{"name": "release key", "cosign": {"keys": ["release.pub"]}}]}
+  ]
+}
+`
+	return p, os.WriteFile(p, []byte(doc), 0o644)
+}
 
 func relocate(bin string, args ...string) error {
 	fmt.Printf("$ relocate %s\n", strings.Join(args, " "))
