@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
@@ -55,6 +57,12 @@ func (c *Cosign) load(name string, o LoadOptions) (*cosignChecker, error) {
 			return nil, fmt.Errorf("keys %s and %s are the same key", short(prev), short(k))
 		}
 		seen[pk.fingerprint] = k
+		for _, sv := range keyVerifiers(pk.pub) {
+			tm := keyMaterial(sv)
+			if v, err := verify.NewVerifier(tm, verify.WithNoObserverTimestamps()); err == nil {
+				pk.verifiers = append(pk.verifiers, keyVerifier{tm: tm, v: v})
+			}
+		}
 		cc.keys = append(cc.keys, pk)
 	}
 	if c.TrustedRoot != "" {
@@ -288,17 +296,12 @@ func keyList(keys []*publicKey) string {
 // keySigned reports whether k made the signature, trying the verifiers a
 // cosign or sigstore-go client may have signed with for k's type.
 func (cc *cosignChecker) keySigned(k *publicKey, ent verify.SignedEntity, it *item) (root.TrustedMaterial, bool) {
-	for _, sv := range keyVerifiers(k.pub) {
-		tm := keyMaterial(sv)
-		v, err := verify.NewVerifier(tm, verify.WithNoObserverTimestamps())
-		if err != nil {
-			continue
-		}
-		if _, err := v.Verify(ent, verify.NewPolicy(it.artifactPolicy(), verify.WithKey())); err == nil {
+	for _, kv := range k.verifiers {
+		if _, err := kv.v.Verify(ent, verify.NewPolicy(it.artifactPolicy(), verify.WithKey())); err == nil {
 			if cc.trusted != nil {
-				return root.TrustedMaterialCollection{cc.trusted, tm}, true
+				return root.TrustedMaterialCollection{cc.trusted, kv.tm}, true
 			}
-			return tm, true
+			return kv.tm, true
 		}
 	}
 	return nil, false
@@ -334,9 +337,12 @@ func keyVerifiers(pub crypto.PublicKey) []sigsig.Verifier {
 		out = append(out, v)
 	}
 	// sigstore-go signs with the algorithm's default hash (SHA-384 for
-	// P-384, ...).
-	if v, err := sigsig.LoadDefaultVerifier(pub); err == nil {
-		out = append(out, v)
+	// P-384, ...); for P-256, RSA and Ed25519 that is the one above, and a
+	// second try would only double the cost of a wrong key.
+	if ec, ok := pub.(*ecdsa.PublicKey); ok && ec.Curve != elliptic.P256() {
+		if v, err := sigsig.LoadDefaultVerifier(pub); err == nil {
+			out = append(out, v)
+		}
 	}
 	// hashedrekord signatures with Ed25519 keys are Ed25519ph.
 	if ed, ok := pub.(ed25519.PublicKey); ok {

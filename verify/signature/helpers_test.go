@@ -51,7 +51,7 @@ func (a *archive) Fetch(h v1.Hash) ([]byte, error) {
 }
 
 // image puts a small image manifest in the archive and names it.
-func (a *archive) image(t *testing.T, seed string) Subject {
+func (a *archive) image(t testing.TB, seed string) Subject {
 	t.Helper()
 	cfg := a.put([]byte(`{"architecture":"amd64","os":"linux","seed":"` + seed + `"}`))
 	m := map[string]any{
@@ -123,7 +123,7 @@ func (a *archive) attachReferrer(s Subject, artifactType string, l sigLayer) v1.
 	return d.Digest
 }
 
-func (a *archive) collect(t *testing.T, s Subject) *Signatures {
+func (a *archive) collect(t testing.TB, s Subject) *Signatures {
 	t.Helper()
 	sigs, err := Collect(s, a.atts, a)
 	if err != nil {
@@ -144,7 +144,7 @@ type keyPair struct {
 	pubPath string
 }
 
-func newKey(t *testing.T, kind string) keyPair {
+func newKey(t testing.TB, kind string) keyPair {
 	t.Helper()
 	var priv crypto.Signer
 	var err error
@@ -174,7 +174,7 @@ func newKey(t *testing.T, kind string) keyPair {
 }
 
 // sign makes a cosign `.sig` layer over payload.
-func (k keyPair) sign(t *testing.T, payload []byte) sigLayer {
+func (k keyPair) sign(t testing.TB, payload []byte) sigLayer {
 	t.Helper()
 	sig, err := k.signer.SignMessage(strings.NewReader(string(payload)))
 	if err != nil {
@@ -184,7 +184,7 @@ func (k keyPair) sign(t *testing.T, payload []byte) sigLayer {
 		annotations: map[string]string{annSignature: base64.StdEncoding.EncodeToString(sig)}}
 }
 
-func load(t *testing.T, r Requirement, o LoadOptions) *Checker {
+func load(t testing.TB, r Requirement, o LoadOptions) *Checker {
 	t.Helper()
 	c, err := r.Load(o)
 	if err != nil {

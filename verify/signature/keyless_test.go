@@ -46,7 +46,7 @@ type testSigstore struct {
 	rootPath string
 }
 
-func newTestSigstore(t *testing.T) *testSigstore {
+func newTestSigstore(t testing.TB) *testSigstore {
 	t.Helper()
 	vs, err := ca.NewVirtualSigstore()
 	if err != nil {
@@ -98,7 +98,7 @@ type rekorBundle struct {
 }
 
 // set signs a Rekor entry's signed entry timestamp with the virtual log.
-func (ts *testSigstore) set(t *testing.T, tle *protorekor.TransparencyLogEntry) []byte {
+func (ts *testSigstore) set(t testing.TB, tle *protorekor.TransparencyLogEntry) []byte {
 	t.Helper()
 	set, err := ts.vs.RekorSignPayload(tlog.RekorPayload{
 		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
@@ -115,7 +115,7 @@ func (ts *testSigstore) set(t *testing.T, tle *protorekor.TransparencyLogEntry) 
 // sigLayer signs payload keyless and returns it in cosign's `.sig` form: the
 // signature, the Fulcio certificate and chain, and the Rekor bundle in the
 // layer's annotations.
-func (ts *testSigstore) sigLayer(t *testing.T, identity, issuer string, payload []byte) sigLayer {
+func (ts *testSigstore) sigLayer(t testing.TB, identity, issuer string, payload []byte) sigLayer {
 	t.Helper()
 	ent, err := ts.vs.Sign(identity, issuer, payload)
 	if err != nil {
@@ -158,7 +158,7 @@ func statement(d v1.Hash, predicateType string) []byte {
 // --new-bundle-format attaches it: a v0.3 Sigstore bundle with the
 // certificate, the Rekor entry with its inclusion proof and SET, and a TSA
 // timestamp.
-func (ts *testSigstore) bundleLayer(t *testing.T, identity, issuer string, stmt []byte) (sigLayer, *protobundle.Bundle) {
+func (ts *testSigstore) bundleLayer(t testing.TB, identity, issuer string, stmt []byte) (sigLayer, *protobundle.Bundle) {
 	t.Helper()
 	ent, err := ts.vs.AttestAtTime(identity, issuer, stmt, time.Now().Add(5*time.Minute), true)
 	if err != nil {
@@ -188,7 +188,7 @@ func (ts *testSigstore) bundleLayer(t *testing.T, identity, issuer string, stmt 
 	return bundleLayerOf(t, pb), pb
 }
 
-func bundleLayerOf(t *testing.T, pb *protobundle.Bundle) sigLayer {
+func bundleLayerOf(t testing.TB, pb *protobundle.Bundle) sigLayer {
 	t.Helper()
 	b, err := protojson.Marshal(pb)
 	if err != nil {

@@ -378,6 +378,14 @@ func Failures(err error) []*Failure {
 type publicKey struct {
 	fingerprint string
 	pub         crypto.PublicKey
+	// verifiers are built once, at Load: one per way the key may have
+	// signed (keyVerifiers), each with trusted material holding the key.
+	verifiers []keyVerifier
+}
+
+type keyVerifier struct {
+	tm root.TrustedMaterial
+	v  *verify.Verifier
 }
 
 func parsePublicKey(b []byte) (*publicKey, error) {
