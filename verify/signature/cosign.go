@@ -395,6 +395,11 @@ func (cc *cosignChecker) verifyKeyless(it *item, s Subject) ([]string, *attemptE
 	if err != nil {
 		return nil, refuse(ReasonNotSignature, "%v", err)
 	}
+	// Fast path: sigstore-go checks everything in one call; the stages
+	// below only run to name the reason of a refusal.
+	if _, err := v.Verify(ent, verify.NewPolicy(it.artifactPolicy(), verify.WithoutIdentitiesUnsafe())); err == nil {
+		return cc.identityAndDigest(it, s, &summary)
+	}
 	now := time.Now()
 	expired := now.After(leaf.NotAfter)
 
@@ -446,11 +451,15 @@ func (cc *cosignChecker) verifyKeyless(it *item, s Subject) ([]string, *attemptE
 	if _, err := v.Verify(ent, verify.NewPolicy(it.artifactPolicy(), verify.WithoutIdentitiesUnsafe())); err != nil {
 		return nil, refuse(ReasonInvalidSignature, "%v", err)
 	}
-	// 5. The identity.
-	if _, err := cc.identities.Verify(summary); err != nil {
+	return cc.identityAndDigest(it, s, &summary)
+}
+
+// identityAndDigest ends a keyless check that verified: 5. the identity,
+// 6. the digest.
+func (cc *cosignChecker) identityAndDigest(it *item, s Subject, summary *certificate.Summary) ([]string, *attemptErr) {
+	if _, err := cc.identities.Verify(*summary); err != nil {
 		return nil, refuse(ReasonIdentityMismatch, "certificate of %s issued by %s: %v", summary.SubjectAlternativeName, summary.Issuer, err)
 	}
-	// 6. The digest.
 	if e := it.bound(s); e != nil {
 		return nil, e
 	}
