@@ -40,6 +40,9 @@ import (
 // allowUnvouched admits only images that no mapping matched: an image a
 // mapping matched and that failed it is refused. Grace extends expiry of
 // timestamp and snapshot only; root and targets roles never get one.
+// signatures requires cosign and notation signatures per path pattern, and
+// sigstoreTrustedRoot names the TUF target keyless requirements trust
+// (SignatureRule, in signatures.go).
 type Policy struct {
 	Mapping        []Mapping         `json:"mapping"`
 	AllowUnvouched []string          `json:"allowUnvouched,omitempty"`
