@@ -17,6 +17,8 @@
 #                             the same sublayout signed by carol, expired on 2021-01-01
 #   OUTDIR/variants/mallory/package.<mallory8>.link
 #                             the package step recorded and signed by mallory (not authorized)
+#   OUTDIR/variants/mallory/supply.<carol8>.link
+#                             the sublayout signed by mallory instead of carol
 #   OUTDIR/keyids             "<name> <keyid8>" for owner, alice, bob, carol, mallory
 #
 # The good chain is checked with in-toto-verify (the reference implementation) before
@@ -105,6 +107,7 @@ cp keyids "$OUT/keyids"
 # A sublayout is a layout signed by the functionary and filed as that step's link.
 in-toto-sign -f sub.layout.unsigned -k carol -t ed25519 -o "$OUT/links/$SUB.link"
 in-toto-sign -f expired.layout.unsigned -k carol -t ed25519 -o "$OUT/variants/expired/$SUB.link"
+in-toto-sign -f sub.layout.unsigned -k mallory -t ed25519 -o "$OUT/variants/mallory/$SUB.link"
 
 # The sublayout's steps, recorded over real files into the sublayout's link directory.
 mkdir -p work/in && cp "$BUNDLE" work/in/bundle.json
