@@ -29,7 +29,6 @@ const InTotoProduct = "bundle.json"
 // "<step>.<keyid8>/" below the root layout's link directory (conventionally
 // "<bundle-sha256>/"); intoto.LinkNames finds that directory and refuses
 // any name that is not in-toto's layout of link files under it.
-
 func bundleInToto(b layout.Bundle, v Vouch, in TrustInput, sessions map[string]*tufstore.Session) (string, error) {
 	s, ok := sessions[v.Repository]
 	if !ok {
