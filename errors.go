@@ -2,7 +2,6 @@ package relocate
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/mirror"
@@ -56,11 +55,14 @@ func problemsOf(err error) []verify.Problem {
 	case errors.As(err, &ve):
 		return ve.Problems
 	case errors.As(err, &ae):
-		subject := ae.Entry
+		subject, reason := ae.Entry, ae.Reason
 		if subject == "" {
 			subject = "archive"
 		}
-		return []verify.Problem{{Subject: subject, Reason: strings.TrimPrefix(ae.Error(), "archive entry \""+ae.Entry+"\": ")}}
+		if ae.Err != nil {
+			reason += ": " + ae.Err.Error()
+		}
+		return []verify.Problem{{Subject: subject, Reason: reason}}
 	case errors.As(err, &ie):
 		return []verify.Problem{{Subject: ie.Where, Reason: "content does not match " + ie.Want.String() + " (got " + ie.Got + ")"}}
 	}
