@@ -171,7 +171,7 @@ func (s *source) readHead() error {
 		}
 		data, err := s.readFixed(e, b.Kind.MaxSize())
 		if err != nil {
-			return err
+			return s.streamErr(err)
 		}
 		if err := mirror.CopyVerified(io.Discard, bytes.NewReader(data), v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name); err != nil {
 			s.ps.Add(e.Name, "%s", reason(err))

@@ -405,3 +405,22 @@ func TestReaderTrailingData(t *testing.T) {
 		t.Errorf("2 MiB inside the stream after the marker: %v", err)
 	}
 }
+
+// Entries of 8 GiB and more are written with a PAX size record: the stored
+// size check reads it, so such an entry is not mistaken for one that
+// expands.
+func TestReaderHugeEntryHeader(t *testing.T) {
+	for _, size := range []int64{8<<30 - 1, 8 << 30, 9<<30 + 7} {
+		h, err := Header("blobs/sha256/x", size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewReader(io.MultiReader(bytes.NewReader(h)), allowAll)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := r.Next(); err != nil || e.Size != size {
+			t.Errorf("%d bytes: %v %v", size, e, err)
+		}
+	}
+}
