@@ -271,7 +271,7 @@ func reason(err error) string {
 	}
 	var ae *archive.Error
 	if errors.As(err, &ae) {
-		return problemsOf(err)[0].Reason
+		return archiveProblem(ae).Reason
 	}
 	return err.Error()
 }
