@@ -249,9 +249,10 @@ func (s *source) checkMissing() {
 // streamErr is how reading a stream ends when it cannot go further: a
 // refusal carries every problem found before it too, since damage that a
 // decompressor detects only late (a checksum at the end of the stream) has
-// often been named already, by the digest of the blob it altered.
+// often been named already, by the digest of the blob it altered. Alone,
+// it stays what it is (an *archive.Error).
 func (s *source) streamErr(err error) error {
-	if err == io.EOF || !IsRefused(err) {
+	if err == io.EOF || !IsRefused(err) || s.ps.Len() == 0 {
 		return err
 	}
 	for _, p := range problemsOf(err) {

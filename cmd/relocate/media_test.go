@@ -106,7 +106,7 @@ func TestSparseEntriesRefused(t *testing.T) {
 				return tartest.Sparse(form, name, stored, int64(len(content)))
 			})
 			path := writeFile(t, "sparse.tar", data)
-			want := []string{fmt.Sprintf("%s: sparse entry refused (%s)", layer, forms[form])}
+			want := []string{fmt.Sprintf("archive entry %q: sparse entry refused (%s)", layer, forms[form])}
 			refusedNaming(t, "verify FILE", relocateCmd(t, nil, "verify", path), want...)
 			refusedNaming(t, "verify -", relocateCmd(t, pipeFrom(t, path), "verify", "-"), want...)
 		})

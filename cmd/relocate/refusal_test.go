@@ -164,7 +164,7 @@ func TestRefusals(t *testing.T) {
 		{name: "empty file", raw: []byte{}, want: "oci-layout missing"},
 		{name: "flipped byte in a layer", entries: edit(good, blobName(layer), func(e *entry) { e.data[len(e.data)/2] ^= 0x40 }), want: layer[len("sha256:"):], partial: true},
 		{name: "flipped byte in a manifest", entries: edit(good, manifest, func(e *entry) { e.data[10] ^= 0x01 }), want: manifest},
-		{name: "path traversal", entries: append(slices.Clone(head), regular("../evil", []byte("x"))), want: "../evil: path is not clean"},
+		{name: "path traversal", entries: append(slices.Clone(head), regular("../evil", []byte("x"))), want: `"../evil"`},
 		{name: "absolute path", entries: append(slices.Clone(head), regular("/etc/relocate-evil", []byte("x"))), want: "/etc/relocate-evil"},
 		{name: "symlink", entries: append(slices.Clone(head), entry{hdr: &tar.Header{Typeflag: tar.TypeSymlink, Name: blobName(layer), Linkname: "/etc/passwd"}}), want: "link"},
 		{name: "hard link", entries: append(slices.Clone(head), entry{hdr: &tar.Header{Typeflag: tar.TypeLink, Name: blobName(layer), Linkname: "oci-layout"}}), want: "link"},
