@@ -2,7 +2,6 @@ package relocate
 
 import (
 	"errors"
-	"strings"
 
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/mirror"
@@ -60,13 +59,22 @@ func problemsOf(err error) []verify.Problem {
 	case errors.As(err, &ve):
 		return ve.Problems
 	case errors.As(err, &ae):
-		subject := ae.Entry
-		if subject == "" {
-			subject = "archive"
-		}
-		return []verify.Problem{{Subject: subject, Reason: strings.TrimPrefix(ae.Error(), "archive entry \""+ae.Entry+"\": ")}}
+		return []verify.Problem{archiveProblem(ae)}
 	case errors.As(err, &ie):
 		return []verify.Problem{{Subject: ie.Where, Reason: "content does not match " + ie.Want.String() + " (got " + ie.Got + ")"}}
 	}
 	return nil
+}
+
+// archiveProblem is an archive refusal as a problem: the entry at fault
+// (or the archive as a whole) and the reason, without the entry prefix.
+func archiveProblem(ae *archive.Error) verify.Problem {
+	p := verify.Problem{Subject: ae.Entry, Reason: ae.Reason}
+	if p.Subject == "" {
+		p.Subject = "archive"
+	}
+	if ae.Err != nil {
+		p.Reason += ": " + ae.Err.Error()
+	}
+	return p
 }

@@ -124,8 +124,8 @@ func addThickImages(c *mirror.Client, b *bundle.Bundle, tl *thickLayout, g *mirr
 
 // walk records a manifest from the layout and everything it names.
 func (tl *thickLayout) walk(g *mirror.Graph, d v1.Descriptor, raw []byte, depth int) error {
-	if depth > 8 {
-		return fmt.Errorf("indexes nested too deeply at %s", d.Digest)
+	if depth > layout.MaxDepth {
+		return fmt.Errorf("indexes nested more than %d deep at %s", layout.MaxDepth, d.Digest)
 	}
 	kids, err := layout.Children(string(d.MediaType), raw)
 	if err != nil {

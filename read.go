@@ -73,7 +73,10 @@ func openArchive(path string, in io.Reader) (*source, error) {
 			r = struct{ io.Reader }{f}
 		}
 	}
-	ar, err := archive.NewReader(r, allowed)
+	// Every entry is a blob the table of contents lists, a file of the
+	// layout or one of its directories: more entries than that are refused
+	// before they are remembered.
+	ar, err := archive.Open(r, archive.Options{File: allowed, Dir: archive.LayoutDirs, MaxEntries: layout.MaxBlobs + 8})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -168,7 +171,7 @@ func (s *source) readHead() error {
 		}
 		data, err := s.readFixed(e, b.Kind.MaxSize())
 		if err != nil {
-			return err
+			return s.streamErr(err)
 		}
 		if err := mirror.CopyVerified(io.Discard, bytes.NewReader(data), v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name); err != nil {
 			s.ps.Add(e.Name, "%s", reason(err))
@@ -184,7 +187,7 @@ func (s *source) nextBlob() (*archive.Entry, layout.Blob, error) {
 	for {
 		e, err := s.r.Next()
 		if err != nil {
-			return nil, layout.Blob{}, err
+			return nil, layout.Blob{}, s.streamErr(err)
 		}
 		d, ok := layout.ParseBlobPath(e.Name)
 		if !ok {
@@ -243,12 +246,33 @@ func (s *source) checkMissing() {
 	}
 }
 
+// streamErr is how reading a stream ends when it cannot go further: a
+// refusal carries every problem found before it too, since damage that a
+// decompressor detects only late (a checksum at the end of the stream) has
+// often been named already, by the digest of the blob it altered. Alone,
+// it stays what it is (an *archive.Error).
+func (s *source) streamErr(err error) error {
+	if err == io.EOF || !IsRefused(err) || s.ps.Len() == 0 {
+		return err
+	}
+	for _, p := range problemsOf(err) {
+		if !s.ps.Has(p) {
+			s.ps.Add(p.Subject, "%s", p.Reason)
+		}
+	}
+	return s.ps.Err()
+}
+
 // reason is the message of an integrity error without the location prefix,
 // which the problem's subject already names.
 func reason(err error) string {
 	var ie *mirror.IntegrityError
 	if errors.As(err, &ie) {
 		return "content does not match its digest (got " + ie.Got + ")"
+	}
+	var ae *archive.Error
+	if errors.As(err, &ae) {
+		return archiveProblem(ae).Reason
 	}
 	return err.Error()
 }

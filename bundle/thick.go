@@ -1,18 +1,15 @@
 package bundle
 
 import (
-	"archive/tar"
-	"bufio"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"hash"
 	"io"
-	"path"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/archive"
 )
 
 // Limits of OpenThick. Blobs are streamed and not limited here: the
@@ -20,7 +17,6 @@ import (
 const (
 	MaxBundleJSONSize = 16 << 20 // bundle.json is read into memory
 	MaxThickEntries   = 1 << 16  // tar entries, directories included; every name is remembered
-	maxEntryName      = 1024     // bytes; layout names are ~80, and every name is remembered
 )
 
 // LayoutDir is where a thick bundle keeps its OCI image layout.
@@ -33,13 +29,15 @@ const LayoutDir = "artifacts/layout"
 // with its name relative to the layout ("oci-layout", "index.json",
 // "blobs/sha256/<hex>"), its size and its content. each may be nil.
 //
-// Reading is defensive: entry names must be canonical relative paths that
-// stay inside the archive; only regular files and directories are allowed
-// (no links or devices); no name may repeat; bundle.json is limited to
-// MaxBundleJSONSize and the archive to MaxThickEntries entries. A
-// sha256 blob's content is hashed as it streams: a reader handed to each
-// returns an error instead of io.EOF if the content does not match its
-// name, and OpenThick drains what each left unread to check it all the
+// Reading is defensive, through the same reader as relocate's archives
+// (archive.Open): entry names must be canonical relative paths, "./"
+// allowed, that stay inside the archive; only regular files and
+// directories are allowed (no links, devices or sparse files); no name may
+// repeat; a corrupt stream is an *archive.Error naming the entry; bundle.json
+// is limited to MaxBundleJSONSize and the archive to MaxThickEntries
+// entries. A sha256 blob's content is hashed as it streams: a reader handed
+// to each returns an error instead of io.EOF if the content does not match
+// its name, and OpenThick drains what each left unread to check it all the
 // same. What each received is trustworthy only once OpenThick returns nil.
 // Other files outside the layout are skipped.
 //
@@ -47,70 +45,48 @@ const LayoutDir = "artifacts/layout"
 // image whose contentDigest bundle.json states must have that manifest
 // among the layout's blobs.
 func OpenThick(r io.Reader, each func(name string, size int64, r io.Reader) error) (*Bundle, error) {
-	tr, closeFn, err := tarReader(r)
+	ar, err := archive.Open(r, archive.Options{
+		File:          func(string) bool { return true },
+		Dir:           func(string) bool { return true },
+		DotSlash:      true,
+		GlobalHeaders: true,
+		MaxEntries:    MaxThickEntries,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("thick bundle: %w", err)
 	}
-	defer closeFn()
+	defer ar.Close()
 
 	seen := map[string]bool{}
 	blobs := map[string]bool{} // "sha256:<hex>" of verified blobs
 	var raw []byte
-	for n := 0; ; n++ {
-		hdr, err := tr.Next()
+	for {
+		e, err := ar.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("thick bundle: after %d entries: %w", n, err)
+			return nil, fmt.Errorf("thick bundle: %w", err)
 		}
-		if n >= MaxThickEntries {
-			return nil, fmt.Errorf("thick bundle: more than %d entries", MaxThickEntries)
-		}
-		if hdr.Typeflag == tar.TypeXGlobalHeader {
-			continue // PAX global header: metadata, not a file
-		}
-		for k := range hdr.PAXRecords {
-			// archive/tar expands PAX sparse files into zeros: a few bytes
-			// could claim terabytes.
-			if strings.HasPrefix(k, "GNU.sparse.") {
-				return nil, fmt.Errorf("thick bundle: entry %q: sparse files are refused", hdr.Name)
+		seen[e.Name] = true
+		switch rel, inLayout := strings.CutPrefix(e.Name, LayoutDir+"/"); {
+		case e.Name == "bundle.json":
+			if e.Size > MaxBundleJSONSize {
+				return nil, fmt.Errorf("thick bundle: bundle.json: %d bytes, limit %d", e.Size, MaxBundleJSONSize)
 			}
-		}
-		name, err := entryName(hdr.Name)
-		if err != nil {
-			return nil, fmt.Errorf("thick bundle: entry %q: %w", hdr.Name, err)
-		}
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			continue
-		case tar.TypeReg:
-		default:
-			return nil, fmt.Errorf("thick bundle: entry %q: type %q is not a regular file or directory", hdr.Name, hdr.Typeflag)
-		}
-		if seen[name] {
-			return nil, fmt.Errorf("thick bundle: entry %q: appears twice", hdr.Name)
-		}
-		seen[name] = true
-
-		switch rel, inLayout := strings.CutPrefix(name, LayoutDir+"/"); {
-		case name == "bundle.json":
-			if hdr.Size > MaxBundleJSONSize {
-				return nil, fmt.Errorf("thick bundle: bundle.json: %d bytes, limit %d", hdr.Size, MaxBundleJSONSize)
-			}
-			if raw, err = io.ReadAll(tr); err != nil {
+			if raw, err = io.ReadAll(ar); err != nil {
 				return nil, fmt.Errorf("thick bundle: bundle.json: %w", err)
 			}
 		case inLayout:
-			body, digest := verifyBlob(rel, tr)
+			body, digest := verifyBlob(rel, ar)
 			if each != nil {
-				if err := each(rel, hdr.Size, body); err != nil {
-					return nil, fmt.Errorf("thick bundle: %s: %w", name, err)
+				if err := each(rel, e.Size, body); err != nil {
+					return nil, fmt.Errorf("thick bundle: %s: %w", e.Name, err)
 				}
 			}
 			// Drain what each left, so that the digest is checked regardless.
 			if _, err := io.Copy(io.Discard, body); err != nil {
-				return nil, fmt.Errorf("thick bundle: %s: %w", name, err)
+				return nil, fmt.Errorf("thick bundle: %s: %w", e.Name, err)
 			}
 			if digest != "" {
 				blobs[digest] = true
@@ -136,46 +112,6 @@ func OpenThick(r io.Reader, each func(name string, size int64, r io.Reader) erro
 		}
 	}
 	return b, nil
-}
-
-// tarReader accepts a gzipped or a plain tar, told apart by the gzip magic.
-func tarReader(r io.Reader) (*tar.Reader, func() error, error) {
-	br := bufio.NewReader(r)
-	magic, err := br.Peek(2)
-	if err != nil {
-		return nil, nil, err
-	}
-	if magic[0] != 0x1f || magic[1] != 0x8b {
-		return tar.NewReader(br), func() error { return nil }, nil
-	}
-	zr, err := gzip.NewReader(br)
-	if err != nil {
-		return nil, nil, err
-	}
-	zr.Multistream(false) // one gzip member; trailing data is not part of the bundle
-	return tar.NewReader(zr), zr.Close, nil
-}
-
-// entryName turns a tar name into a canonical relative slash path,
-// refusing anything that could leave the extraction directory.
-func entryName(name string) (string, error) {
-	n := strings.TrimPrefix(name, "./")
-	n = strings.TrimSuffix(n, "/") // directories
-	switch {
-	case len(n) > maxEntryName:
-		return "", fmt.Errorf("name longer than %d bytes", maxEntryName)
-	case n == "" || n == ".":
-		return ".", nil
-	case strings.Contains(n, `\`):
-		return "", fmt.Errorf("backslash in name")
-	case strings.HasPrefix(n, "/"):
-		return "", fmt.Errorf("absolute path")
-	case path.Clean(n) != n:
-		return "", fmt.Errorf("not a canonical path")
-	case n == ".." || strings.HasPrefix(n, "../"):
-		return "", fmt.Errorf("path leaves the archive")
-	}
-	return n, nil
 }
 
 // verifyBlob wraps a layout entry named blobs/sha256/<hex> in a reader that

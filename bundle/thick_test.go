@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/relocate-dev/relocate/archive"
 )
 
 type entry struct {
@@ -205,15 +206,15 @@ func TestOpenThickRefused(t *testing.T) {
 		each    func(string, int64, io.Reader) error
 		want    string
 	}{
-		{name: "parent directory", entries: insert(file("../../etc/cron.d/evil", []byte("x"))), want: `entry "../../etc/cron.d/evil": path leaves the archive`},
-		{name: "dot-dot inside the layout", entries: insert(file("./artifacts/layout/../../../evil", []byte("x"))), want: "not a canonical path"},
-		{name: "absolute path", entries: insert(file("/etc/passwd", []byte("x"))), want: "absolute path"},
+		{name: "parent directory", entries: insert(file("../../etc/cron.d/evil", []byte("x"))), want: `entry "../../etc/cron.d/evil": path is not clean`},
+		{name: "dot-dot inside the layout", entries: insert(file("./artifacts/layout/../../../evil", []byte("x"))), want: `entry "./artifacts/layout/../../../evil": path is not clean`},
+		{name: "absolute path", entries: insert(file("/etc/passwd", []byte("x"))), want: `entry "/etc/passwd": absolute or malformed path`},
 		{name: "long name", entries: insert(file("./artifacts/layout/"+strings.Repeat("a", 2000), []byte("x"))), want: "name longer than 1024 bytes"},
-		{name: "backslash", entries: insert(file(`artifacts\..\..\evil`, []byte("x"))), want: "backslash"},
+		{name: "backslash", entries: insert(file(`artifacts\..\..\evil`, []byte("x"))), want: "absolute or malformed path"},
 		{name: "symlink", entries: insert(entry{hdr: tar.Header{Name: "./artifacts/layout/blobs/sha256/x", Typeflag: tar.TypeSymlink, Linkname: "/etc/shadow"}}),
-			want: "is not a regular file or directory"},
+			want: `is a link (to "/etc/shadow"); links are refused`},
 		{name: "hard link", entries: insert(entry{hdr: tar.Header{Name: "./artifacts/layout/y", Typeflag: tar.TypeLink, Linkname: "bundle.json"}}),
-			want: "is not a regular file or directory"},
+			want: `is a link (to "bundle.json"); links are refused`},
 		{name: "duplicate bundle.json", entries: edit(func(es []entry) []entry { return append(es, es[bundleAt]) }), want: `"./bundle.json": appears twice`},
 		{name: "bundle.json too large", entries: edit(func(es []entry) []entry {
 			es[bundleAt] = file("./bundle.json", bytes.Repeat([]byte(" "), MaxBundleJSONSize+1))
@@ -252,5 +253,37 @@ func TestOpenThickRefused(t *testing.T) {
 	}
 	if _, err := OpenThick(strings.NewReader(""), nil); err == nil {
 		t.Fatal("empty input accepted")
+	}
+}
+
+// The reader's limits and refusals hold for thick bundles: the entry count
+// (every name is remembered), and a corrupt gzip stream, which is the
+// archive's fault (an *archive.Error) saying where it was found, even past
+// the last entry, where only the stream's checksum can tell.
+func TestOpenThickReaderLimits(t *testing.T) {
+	var many []entry
+	for i := range MaxThickEntries + 1 {
+		many = append(many, entry{hdr: tar.Header{Name: fmt.Sprintf("d%d/", i), Typeflag: tar.TypeDir, Mode: 0o755}})
+	}
+	_, err := OpenThick(bytes.NewReader(tgz(t, many, false)), nil)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("more than %d entries", MaxThickEntries)) {
+		t.Fatalf("%d entries: %v, want the entry limit named", len(many), err)
+	}
+
+	good := tgz(t, thickEntries(t), true)
+	for _, c := range []struct {
+		offset int
+		want   string
+	}{
+		{20, "corrupt gzip data (at the start of the archive, before its first entry): flate: corrupt input"},
+		{len(good) - 8, "corrupt gzip data (after the end-of-archive marker): gzip: invalid checksum"}, // the CRC-32
+	} {
+		data := bytes.Clone(good)
+		data[c.offset] ^= 0x5a
+		_, err = OpenThick(bytes.NewReader(data), nil)
+		var ae *archive.Error
+		if !errors.As(err, &ae) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("byte %d flipped: %v, want an *archive.Error saying %q", c.offset, err, c.want)
+		}
 	}
 }

@@ -46,6 +46,14 @@ const (
 	// while the archive is read), MaxBlobs the number of entries.
 	MaxSmallTotal = 256 << 20
 	MaxBlobs      = 1 << 20
+	// MaxImages bounds the images an archive lists (in index.json and the
+	// table of contents) and MaxAttachments what is attached to them:
+	// relocate holds every image's graph in memory from verification to the
+	// end of an import. MaxWalked bounds those graphs added up (manifests,
+	// blobs and attachments; a blob that n images share counts n times).
+	MaxImages      = 1 << 16
+	MaxAttachments = 1 << 18
+	MaxWalked      = 1 << 21
 )
 
 // Kind says what role a blob plays in the graph.
@@ -253,6 +261,12 @@ func ParseTOC(b []byte) (*TOC, error) {
 	if len(t.Blobs) > MaxBlobs {
 		return nil, fmt.Errorf("%s: %d blobs, over the limit of %d", TOCFile, len(t.Blobs), MaxBlobs)
 	}
+	if len(t.Images) > MaxImages {
+		return nil, fmt.Errorf("%s: %d images, over the limit of %d images", TOCFile, len(t.Images), MaxImages)
+	}
+	if len(t.Attachments) > MaxAttachments {
+		return nil, fmt.Errorf("%s: %d attachments, over the limit of %d attachments", TOCFile, len(t.Attachments), MaxAttachments)
+	}
 	var small int64
 	seen := map[v1.Hash]bool{}
 	for _, b := range t.Blobs {
@@ -385,6 +399,9 @@ func ParseIndex(b []byte) (*v1.IndexManifest, error) {
 	}
 	if idx.SchemaVersion != 2 {
 		return nil, fmt.Errorf("%s: schemaVersion %d, want 2", IndexFile, idx.SchemaVersion)
+	}
+	if len(idx.Manifests) > MaxImages {
+		return nil, fmt.Errorf("%s: %d entries, over the limit of %d images", IndexFile, len(idx.Manifests), MaxImages)
 	}
 	return &idx, nil
 }

@@ -58,6 +58,8 @@ func TestParseTOCRefuses(t *testing.T) {
 		{"unknown kind", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":1,"kind":"script"}]}`, "unknown kind"},
 		{"too much metadata", `{"schemaVersion":1,"blobs":[` + manyMetadata() + `]}`, "add up to"},
 		{"duplicate", `{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":1,"kind":"layer"},{"digest":` + d + `,"size":1,"kind":"layer"}]}`, "twice"},
+		{"too many images", `{"schemaVersion":1,"images":[` + repeatJSON(`{}`, MaxImages+1) + `]}`, "65537 images, over the limit of 65536 images"},
+		{"too many attachments", `{"schemaVersion":1,"attachments":[` + repeatJSON(`{}`, MaxAttachments+1) + `]}`, "262145 attachments, over the limit of 262144 attachments"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,16 +97,33 @@ func TestChildren(t *testing.T) {
 		{"oci manifest", "application/vnd.oci.image.manifest.v1+json",
 			`{"schemaVersion":2,"config":{"digest":"` + dig + `","size":2},"layers":[{"digest":"` + dig + `","size":3}]}`, "config layer", ""},
 		{"docker list", "application/vnd.docker.distribution.manifest.list.v2+json",
-			`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"` + dig + `","size":2}]}`, "manifest", ""},
-		{"index without media type", "",
+			`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"` + dig + `","size":2}]}`, "manifest", ""},
+		// OCI makes the document's mediaType optional, and registries agree.
+		{"oci index without media type in the document", "application/vnd.oci.image.index.v1+json",
 			`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"` + dig + `","size":2}]}`, "index", ""},
-		{"schema 1", "", `{"schemaVersion":1}`, "", "schema 1"},
+		// What registries refuse, verify must refuse (issue 10).
+		{"docker list without media type in the document", "application/vnd.docker.distribution.manifest.list.v2+json",
+			`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"` + dig + `","size":2}]}`, "", "no mediaType field"},
+		{"docker manifest without media type in the document", "application/vnd.docker.distribution.manifest.v2+json",
+			`{"schemaVersion":2,"config":{"digest":"` + dig + `","size":2},"layers":[]}`, "", "no mediaType field"},
+		{"manifest declared as an index", "application/vnd.oci.image.index.v1+json",
+			`{"schemaVersion":2,"config":{"digest":"` + dig + `","size":2},"layers":[{"digest":"` + dig + `","size":3}]}`, "", "declared as an index"},
+		{"index declared as a manifest", "application/vnd.oci.image.manifest.v1+json",
+			`{"schemaVersion":2,"config":{"digest":"` + dig + `","size":2},"manifests":[]}`, "", "declared as an image manifest"},
+		{"no media type anywhere", "",
+			`{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.index.v1+json","digest":"` + dig + `","size":2}]}`, "", "no media type in the descriptor"},
+		{"descriptor without media type", "",
+			`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`, "", "no media type in the descriptor"},
+		{"not a manifest type", "application/vnd.oci.image.layer.v1.tar+gzip",
+			`{"schemaVersion":2,"config":{"digest":"` + dig + `","size":2}}`, "", "not an image manifest or index type"},
+		{"schema 1", "application/vnd.docker.distribution.manifest.v1+prettyjws", `{"schemaVersion":1}`, "", "schema 1"},
+		{"schema 1 by its version", "application/vnd.oci.image.manifest.v1+json", `{"schemaVersion":1}`, "", "schema 1"},
 		{"media types disagree", "application/vnd.oci.image.index.v1+json",
 			`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`, "", "media type"},
 		{"no config", "application/vnd.oci.image.manifest.v1+json", `{"schemaVersion":2,"layers":[]}`, "", "without a config"},
 		{"bad child digest", "application/vnd.oci.image.manifest.v1+json",
 			`{"schemaVersion":2,"config":{"digest":"sha256:00","size":2}}`, "", "hex"},
-		{"not JSON", "", `nope`, "", "not valid JSON"},
+		{"not JSON", "application/vnd.oci.image.manifest.v1+json", `nope`, "", "not valid JSON"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +145,48 @@ func TestChildren(t *testing.T) {
 				t.Errorf("kinds %v, want %s", kinds, tc.kinds)
 			}
 		})
+	}
+}
+
+func TestParseIndexLimit(t *testing.T) {
+	_, err := ParseIndex([]byte(`{"schemaVersion":2,"manifests":[` + repeatJSON(`{}`, MaxImages+1) + `]}`))
+	if err == nil || !strings.Contains(err.Error(), "index.json: 65537 entries, over the limit of 65536 images") {
+		t.Fatalf("got %v, want the image limit named", err)
+	}
+}
+
+// repeatJSON is n copies of a JSON value, comma-separated.
+func repeatJSON(v string, n int) string { return strings.TrimSuffix(strings.Repeat(v+",", n), ",") }
+
+// A chain of indexes one level deeper than MaxDepth is refused, naming the
+// bound; one at MaxDepth walks.
+func TestWalkDepth(t *testing.T) {
+	const indexType = "application/vnd.oci.image.index.v1+json"
+	build := func(levels int) (Child, map[v1.Hash][]byte) {
+		docs := map[v1.Hash][]byte{}
+		// The innermost index is empty; each one above names the one below.
+		doc := []byte(`{"schemaVersion":2,"mediaType":"` + indexType + `","manifests":[]}`)
+		for i := 0; ; i++ {
+			d := v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", i+1)}
+			docs[d] = doc
+			top := Child{Descriptor: v1.Descriptor{MediaType: indexType, Digest: d, Size: int64(len(doc))}, Kind: KindIndex}
+			if i == levels {
+				return top, docs
+			}
+			doc = fmt.Appendf(nil, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":%d}]}`, indexType, indexType, d, len(doc))
+		}
+	}
+	get := func(docs map[v1.Hash][]byte) func(v1.Hash) ([]byte, bool) {
+		return func(h v1.Hash) ([]byte, bool) { b, ok := docs[h]; return b, ok }
+	}
+	top, docs := build(MaxDepth)
+	c, err := Walk(top, get(docs), nil)
+	if err != nil || len(c.Manifests) != MaxDepth+1 {
+		t.Fatalf("%d levels below the image: %v", MaxDepth, err)
+	}
+	top, docs = build(MaxDepth + 1)
+	if _, err := Walk(top, get(docs), nil); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("nested more than %d deep", MaxDepth)) {
+		t.Fatalf("%d levels below the image: %v, want the depth bound named", MaxDepth+1, err)
 	}
 }
 

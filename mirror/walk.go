@@ -49,10 +49,6 @@ type WalkOptions struct {
 	SkipBroken bool
 }
 
-// maxDepth bounds nesting of indexes and attachments: no real graph comes
-// close, and a hostile registry must not lead the walk on forever.
-const maxDepth = 16
-
 type walker struct {
 	c    *Client
 	opts WalkOptions
@@ -133,8 +129,8 @@ func (w *walker) claim(n *Node) bool {
 // manifest records a manifest (fetching it unless m is given), descends into
 // what it names, then into what is attached to it.
 func (w *walker) manifest(ctx context.Context, repo name.Repository, d v1.Descriptor, m *Manifest, depth int) error {
-	if depth > maxDepth {
-		return fmt.Errorf("%s@%s: graph nested more than %d levels deep", repo, d.Digest, maxDepth)
+	if depth > layout.MaxDepth {
+		return fmt.Errorf("%s@%s: graph nested more than %d levels deep", repo, d.Digest, layout.MaxDepth)
 	}
 	if m == nil {
 		var err error

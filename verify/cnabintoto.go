@@ -3,7 +3,8 @@ package verify
 import (
 	"encoding/json"
 	"fmt"
-	"path"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/relocate-dev/relocate/layout"
@@ -21,6 +22,13 @@ const InTotoProduct = "bundle.json"
 // each file is checked against its target's hashes, then the supply chain
 // is verified, and its final product must be bundle.json with the bundle's
 // digest. It returns ("", nil) when the target names no in-toto files.
+//
+// The names are TUF target names and stay names: each is looked up in the
+// repository's carried files by its escaped form, never opened as a path.
+// Link names keep their directories, since a sublayout's links live in
+// "<step>.<keyid8>/" below the root layout's link directory (conventionally
+// "<bundle-sha256>/"); intoto.LinkNames finds that directory and refuses
+// any name that is not in-toto's layout of link files under it.
 func bundleInToto(b layout.Bundle, v Vouch, in TrustInput, sessions map[string]*tufstore.Session) (string, error) {
 	s, ok := sessions[v.Repository]
 	if !ok {
@@ -35,8 +43,11 @@ func bundleInToto(b layout.Bundle, v Vouch, in TrustInput, sessions map[string]*
 		return "", nil
 	}
 	var rootLayout []byte
-	keys, links := map[string][]byte{}, map[string][]byte{}
+	keys, linkFiles := map[string][]byte{}, map[string][]byte{}
 	for _, n := range names {
+		if err := intoto.CheckName(n); err != nil {
+			return "", fmt.Errorf("in-toto file %s: %v", n, err)
+		}
 		ttf, _, err := s.Target(n)
 		if err != nil {
 			return "", fmt.Errorf("in-toto file %s is not a target of %s: %v", n, v.Repository, err)
@@ -55,13 +66,22 @@ func bundleInToto(b layout.Bundle, v Vouch, in TrustInput, sessions map[string]*
 			}
 			rootLayout = data
 		case strings.HasSuffix(n, ".link"):
-			links[path.Base(n)] = data
+			linkFiles[n] = data
 		default:
-			keys[path.Base(n)] = data
+			// By full name: two keys with one base name are two keys.
+			keys[n] = data
 		}
 	}
 	if rootLayout == nil {
 		return "", fmt.Errorf("the in-toto files name no root layout (*.layout)")
+	}
+	rel, err := intoto.LinkNames(slices.Collect(maps.Keys(linkFiles)))
+	if err != nil {
+		return "", err
+	}
+	links := make(map[string][]byte, len(rel))
+	for n, r := range rel {
+		links[r] = linkFiles[n]
 	}
 	res, err := intoto.Verify(rootLayout, keys, links, intoto.Options{Now: in.Now, RunInspections: in.RunInspections,
 		Want: map[string]string{InTotoProduct: b.Digest.String()}})

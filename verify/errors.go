@@ -53,6 +53,18 @@ func (ps *Problems) Add(subject, format string, args ...any) {
 	ps.list = append(ps.list, Problem{Subject: subject, Reason: fmt.Sprintf(format, args...)})
 }
 
+// Has reports whether this very problem was recorded already.
+func (ps *Problems) Has(p Problem) bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	for _, q := range ps.list {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is the number of problems so far.
 func (ps *Problems) Len() int {
 	ps.mu.Lock()

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"fmt"
+	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -14,8 +15,11 @@ import (
 // the metadata blobs (manifests, configs) already checked against their
 // digests. It returns each image's closure, keyed by reference, for the
 // images that passed.
+//
+// Its cost is linear: the table of contents is indexed once, each manifest
+// parsed once, and the closures added up may not exceed layout.MaxWalked.
 func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byte, ps *Problems) map[string]*layout.Closure {
-	listed := map[v1.Hash]layout.Blob{}
+	listed := make(map[v1.Hash]layout.Blob, len(toc.Blobs))
 	for _, b := range toc.Blobs {
 		listed[b.Digest] = b
 	}
@@ -23,17 +27,23 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 	checkAttachments(toc, small, ps)
 	checkSignatureBlobs(toc, small, ps)
 
+	w := layout.NewWalker(func(h v1.Hash) ([]byte, bool) { b, ok := small[h]; return b, ok }, toc.AttachedTo())
 	out := map[string]*layout.Closure{}
+	walked := 0
 	for _, im := range toc.Images {
 		top := layout.Child{Descriptor: v1.Descriptor{Digest: im.Digest, Size: im.Size, MediaType: types.MediaType(im.MediaType)}, Kind: layout.KindOf(im.MediaType)}
-		c, err := layout.Walk(top, func(h v1.Hash) ([]byte, bool) { b, ok := small[h]; return b, ok }, toc.AttachedTo())
+		c, err := w.Walk(top)
 		if err != nil {
 			ps.Add(im.Ref, "%v", err)
 			continue
 		}
+		if walked += c.Size(); walked > maxWalked {
+			ps.Add(layout.TOCFile, "the images' graphs add up to more than %d manifests, blobs and attachments (the limit of layout.MaxWalked)", maxWalked)
+			return out
+		}
 		ok := true
 		signatureBlobs(c, listed)
-		for _, d := range append(append([]layout.Child{}, c.Manifests...), c.Blobs...) {
+		for _, d := range slices.Concat(c.Manifests, c.Blobs) {
 			b, found := listed[d.Digest]
 			switch {
 			case !found:
@@ -53,6 +63,9 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 	}
 	return out
 }
+
+// maxWalked is layout.MaxWalked, a variable so that a test can reach it.
+var maxWalked = layout.MaxWalked
 
 func checkIndex(toc *layout.TOC, index *v1.IndexManifest, ps *Problems) {
 	inIndex := map[string]v1.Descriptor{}

@@ -6,10 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 	neturl "net/url"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -298,10 +301,11 @@ func TestBundleUnderTUF(t *testing.T) {
 	_ = testimages.Image{}
 }
 
-// TestBundleInToto: CNAB Security with a real in-toto chain made by the
+// TestBundleInToto: CNAB Security with real in-toto chains made by the
 // Debian in-toto tools: the bundle's TUF target names the root layout, its
-// key and the link as TUF targets; the chain's final product must be
-// bundle.json with the digest TUF vouched for.
+// key and the links as TUF targets; the chain's final product must be
+// bundle.json with the digest TUF vouched for. One chain has a sublayout,
+// whose links travel as "<bundle-sha256>/supply.<keyid8>/<substep>.<keyid8>.link".
 func TestBundleInToto(t *testing.T) {
 	needRegistries(t)
 	if _, err := exec.LookPath("in-toto-run"); err != nil {
@@ -312,30 +316,88 @@ func TestBundleInToto(t *testing.T) {
 	}
 	raw := bundleJSON(t, nil)
 	file := writeBundle(t, raw)
-	chain := t.TempDir()
-	if out, err := exec.Command("../../testdata/intoto/bundle-chain.sh", file, chain).CombinedOutput(); err != nil {
-		t.Fatalf("bundle-chain.sh: %v\n%s", err, out)
-	}
 	ref := "registry.example.com/shop/bundle:1.0.0"
 	sum := fmt.Sprintf("%x", sha256.Sum256(raw))
 
-	// serve publishes the bundle target naming these in-toto files.
-	serve := func(t *testing.T, bundleRaw []byte, names []string) (url, root string) {
+	// record runs a chain script and names its files as the bundle's TUF
+	// target would: the layout and key under in-toto/, the links (with
+	// their sublayout directories) under <bundle-sha256>/.
+	record := func(script string) (files map[string][]byte, names []string, chain string) {
+		chain = t.TempDir()
+		if out, err := exec.Command("../../testdata/intoto/"+script, file, chain).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+		files = map[string][]byte{}
+		for _, f := range []string{"root.layout", "owner.pub"} {
+			b, err := os.ReadFile(filepath.Join(chain, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files["in-toto/"+f] = b
+		}
+		linkDir := chain
+		if _, err := os.Stat(filepath.Join(chain, "links")); err == nil {
+			linkDir = filepath.Join(chain, "links")
+		}
+		err := filepath.WalkDir(linkDir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".link") {
+				return err
+			}
+			rel, _ := filepath.Rel(linkDir, p)
+			files[sum+"/"+filepath.ToSlash(rel)], err = os.ReadFile(p)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return files, slices.Sorted(maps.Keys(files)), chain
+	}
+	flat, flatNames, _ := record("bundle-chain.sh")
+	sub, subNames, subChain := record("sublayout-chain.sh")
+	keyID8 := map[string]string{}
+	ids, _ := os.ReadFile(filepath.Join(subChain, "keyids"))
+	for _, l := range strings.Split(strings.TrimSpace(string(ids)), "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok {
+			keyID8[k] = v
+		}
+	}
+	variant := func(p string) []byte {
+		b, err := os.ReadFile(filepath.Join(subChain, "variants", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	supply := "supply." + keyID8["carol"]
+	subLink := sum + "/" + supply + ".link"
+	fetch := sum + "/" + supply + "/fetch." + keyID8["alice"] + ".link"
+	pkg := sum + "/" + supply + "/package." + keyID8["bob"] + ".link"
+	malloryPkg := sum + "/" + supply + "/package." + keyID8["mallory"] + ".link"
+	dotdot := sum + "/" + supply + "/../" + supply + "/package." + keyID8["bob"] + ".link"
+	// with returns files with some replaced or added, and their names.
+	with := func(files map[string][]byte, del string, add map[string][]byte) (map[string][]byte, []string) {
+		files = maps.Clone(files)
+		delete(files, del)
+		maps.Copy(files, add)
+		return files, slices.Sorted(maps.Keys(files))
+	}
+	without := func(names []string, n string) []string {
+		return slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == n })
+	}
+
+	// serve publishes the in-toto files as targets and the bundle's target
+	// naming names.
+	serve := func(t *testing.T, bundleRaw []byte, files map[string][]byte, names []string) (url, root string) {
 		repo, err := testtuf.New(testtuf.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		targets := map[string][]byte{}
-		files, _ := os.ReadDir(chain)
-		for _, f := range files {
-			b, _ := os.ReadFile(filepath.Join(chain, f.Name()))
-			n := "in-toto/" + f.Name()
-			if strings.HasSuffix(n, ".link") {
-				n = sum + "/" + f.Name()
-			}
+		for n, b := range files {
 			s := fmt.Sprintf("%x", sha256.Sum256(b))
 			repo.AddTarget("targets", n, s, int64(len(b)), nil)
-			dir, base := filepath.Split(n)
+			// Consistent-snapshot name: the hash prefixes the base name.
+			dir, base := path.Split(n)
 			targets["targets/"+dir+s+"."+base] = b
 		}
 		custom, _ := json.Marshal(map[string]any{"in-toto": names})
@@ -349,28 +411,42 @@ func TestBundleInToto(t *testing.T) {
 		os.WriteFile(root, repo.Root(1), 0o644)
 		return testtuf.ServeFiles(t, all), root
 	}
-	var link string
-	entries, _ := os.ReadDir(chain)
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".link") {
-			link = sum + "/" + e.Name()
+	var flatLink string
+	for n := range flat {
+		if strings.HasSuffix(n, ".link") {
+			flatLink = n
 		}
 	}
-	full := []string{"in-toto/root.layout", "in-toto/owner.pub", link}
+	expiredFiles, expiredNames := with(sub, subLink, map[string][]byte{subLink: variant("expired/" + supply + ".link")})
+	malloryFiles, malloryNames := with(sub, pkg, map[string][]byte{malloryPkg: variant("mallory/package." + keyID8["mallory"] + ".link")})
+	dotdotFiles, dotdotNames := with(sub, pkg, map[string][]byte{dotdot: sub[pkg]})
 
 	tests := []struct {
 		name   string
 		bundle []byte
+		files  map[string][]byte
 		names  []string
 		want   string // "" = accepted
+		steps  string // accepted: the steps the report lists
 	}{
-		{"good chain", raw, full, ""},
-		{"bundle.json is not the chain's product", bytes.Replace(raw, []byte(`"1.0.0"`), []byte(`"1.0.1"`), 1), full, "in-toto"},
-		{"missing link", raw, full[:2], "in-toto"},
+		{"good chain", raw, flat, flatNames, "", "steps package;"},
+		{"bundle.json is not the chain's product", bytes.Replace(raw, []byte(`"1.0.0"`), []byte(`"1.0.1"`), 1), flat, flatNames,
+			"in-toto: in-toto verification failed: final product bundle.json: sha256:", ""},
+		{"missing link", raw, flat, without(flatNames, flatLink),
+			"root layout: step 'package' requires '1' link metadata file(s), found '0'; no valid " + path.Base(flatLink), ""},
+		{"good chain with a sublayout", raw, sub, subNames, "",
+			"steps " + supply + "/fetch, " + supply + "/package, supply;"},
+		{"missing sublayout link", raw, sub, without(subNames, fetch),
+			"sublayout " + supply + ": step 'fetch' requires '1' link metadata file(s), found '0'; no valid " + supply + "/fetch." + keyID8["alice"] + ".link", ""},
+		{"sublayout link by an unauthorized key", raw, malloryFiles, malloryNames,
+			"sublayout " + supply + ": step 'package' requires '1' link metadata file(s). '0' out of '1' available link(s) have a valid signature", ""},
+		{"expired sublayout", raw, expiredFiles, expiredNames, "sublayout " + supply + ": expired at 2021-01-01T00:00:00Z", ""},
+		{"dot-dot in a sublayout link's name", raw, dotdotFiles, dotdotNames,
+			"in-toto file " + dotdot + `: "` + dotdot + `" has an empty, "." or ".." component`, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			url, root := serve(t, tc.bundle, tc.names)
+			url, root := serve(t, tc.bundle, tc.files, tc.names)
 			path := filepath.Join(t.TempDir(), "site.tar")
 			mustRun(t, "export", "-o", path, "--plain-http", "-q", "--bundle", writeBundle(t, tc.bundle)+"="+ref, "--tuf", "shop="+url)
 			r := relocateCmd(t, nil, "verify", path, "--state", t.TempDir(), "--trust", "shop="+root, "--json")
@@ -387,7 +463,8 @@ func TestBundleInToto(t *testing.T) {
 				Bundles []struct{ SecurityLevel, InToto string }
 			}
 			json.Unmarshal([]byte(r.stdout), &rep)
-			if len(rep.Bundles) != 1 || rep.Bundles[0].SecurityLevel != "3b" || !strings.Contains(rep.Bundles[0].InToto, "inspections not run") {
+			if len(rep.Bundles) != 1 || rep.Bundles[0].SecurityLevel != "3b" ||
+				!strings.Contains(rep.Bundles[0].InToto, tc.steps) || !strings.Contains(rep.Bundles[0].InToto, "inspections not run") {
 				t.Fatalf("bundles: %+v", rep.Bundles)
 			}
 			r = mustRun(t, "verify", path, "--state", t.TempDir(), "--trust", "shop="+root, "--run-inspections", "--json")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,8 +11,7 @@ import (
 // every outcome, usage mistakes exit 2 and say why, help and the version go
 // to stdout. None of it needs a registry.
 func TestScriptContract(t *testing.T) {
-	notArchive := filepath.Join(t.TempDir(), "notes.txt")
-	writeFile(t, notArchive, strings.Repeat("not an archive\n", 100))
+	notArchive := writeFile(t, "notes.txt", []byte(strings.Repeat("not an archive\n", 100)))
 	tests := []struct {
 		name     string
 		args     []string
@@ -77,12 +75,5 @@ func TestHelpAndVersion(t *testing.T) {
 		if r := relocateCmd(t, nil, cmd, "-q", "--help"); r.code != 0 {
 			t.Errorf("%s -q: exit %d\n%s", cmd, r.code, r.stderr)
 		}
-	}
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

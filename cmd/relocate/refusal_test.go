@@ -160,7 +160,7 @@ func TestRefusals(t *testing.T) {
 		partial bool
 	}{
 		{name: "truncated", raw: mustRead(t, base)[:len(mustRead(t, base))/2], want: "truncated"},
-		{name: "garbage", raw: garbage(1 << 20), want: "not a valid tar"},
+		{name: "garbage", raw: garbage(1 << 20), want: "not a tar archive"},
 		{name: "empty file", raw: []byte{}, want: "oci-layout missing"},
 		{name: "flipped byte in a layer", entries: edit(good, blobName(layer), func(e *entry) { e.data[len(e.data)/2] ^= 0x40 }), want: layer[len("sha256:"):], partial: true},
 		{name: "flipped byte in a manifest", entries: edit(good, manifest, func(e *entry) { e.data[10] ^= 0x01 }), want: manifest},

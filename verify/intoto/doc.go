@@ -7,7 +7,9 @@
 // clock, neither of which suits an air-gapped importer. Verify composes
 // in-toto-golang's exported steps instead: layout signatures over a threshold
 // of out-of-band keys, expiry against a caller-given time, link signatures
-// and thresholds per step, sublayouts (recursively, under the same rules),
+// and thresholds per step, sublayouts (recursively, under the same rules,
+// at most MaxSublayoutDepth deep; a sublayout's links are named
+// "<step>.<keyid8>/<substep>.<keyid8>.link" and only ever looked up by name),
 // command alignment (a warning, as in in-toto), artifact rules, and finally
 // that the last step's products contain the artifacts the caller holds (for
 // CNAB: bundle.json by its sha256). Inspections are reported as not run

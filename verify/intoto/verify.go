@@ -69,7 +69,9 @@ type Result struct {
 // securesystemslib JSON in-toto-keygen writes for ed25519 and ecdsa keys; a
 // key id as the map key must be that key's id. links maps file names as
 // in-toto writes them, "<step>.<keyid8>.link", to their bytes; a sublayout's
-// links are named "<step>.<keyid8>/<substep>.<keyid8>.link".
+// links are named "<step>.<keyid8>/<substep>.<keyid8>.link" (see
+// CheckLinkName; LinkNames derives these names from delivery names). Link
+// names are only looked up, never used as paths.
 func Verify(layout []byte, keys map[string][]byte, links map[string][]byte, o Options) (*Result, error) {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -89,28 +91,28 @@ func Verify(layout []byte, keys map[string][]byte, links map[string][]byte, o Op
 		return nil, fmt.Errorf("in-toto: layout threshold %d with %d distinct keys", o.Threshold, len(layoutKeys))
 	}
 
-	// in-toto-golang reads metadata from files only (LoadMetadata,
-	// LoadLinksForLayout), so the caller's bytes go to a private directory.
+	for _, name := range slices.Sorted(maps.Keys(links)) {
+		if err := CheckLinkName(name); err != nil {
+			return nil, refuse("link "+name, "%v", err)
+		}
+	}
+
+	// in-toto-golang decodes metadata from files only (LoadMetadata), so
+	// each document goes, one at a time, to one fixed name in a private
+	// directory: no name the caller gives ever becomes a path.
 	dir, err := os.MkdirTemp("", "relocate-intoto-*")
 	if err != nil {
 		return nil, fmt.Errorf("in-toto: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	linkDir := filepath.Join(dir, "links")
-	if err := writeFiles(linkDir, links); err != nil {
-		return nil, err
-	}
-	layoutPath := filepath.Join(dir, "root.layout")
-	if err := os.WriteFile(layoutPath, layout, 0o600); err != nil {
-		return nil, fmt.Errorf("in-toto: %w", err)
-	}
-	env, err := in_toto.LoadMetadata(layoutPath)
+
+	v := &verifier{o: o, res: &Result{}, file: filepath.Join(dir, "metadata.json"), links: links,
+		names: slices.Sorted(maps.Keys(links))}
+	env, err := v.decode(layout)
 	if err != nil {
 		return nil, refuse("root layout", "%w", err)
 	}
-
-	v := &verifier{o: o, res: &Result{}}
-	lay, reduced, err := v.layout(env, layoutKeys, threshold, linkDir, "")
+	lay, reduced, err := v.layout(env, layoutKeys, threshold, "", 0)
 	if err != nil {
 		return nil, err
 	}
@@ -121,13 +123,26 @@ func Verify(layout []byte, keys map[string][]byte, links map[string][]byte, o Op
 }
 
 type verifier struct {
-	o   Options
-	res *Result
+	o     Options
+	res   *Result
+	file  string            // where decode puts a document for LoadMetadata
+	links map[string][]byte // link name → bytes, names checked by CheckLinkName
+	names []string          // the link names, sorted
+}
+
+// decode parses one in-toto document (a layout or a link, Metablock or DSSE).
+func (v *verifier) decode(b []byte) (in_toto.Metadata, error) {
+	if err := os.WriteFile(v.file, b, 0o600); err != nil {
+		return nil, err
+	}
+	return in_toto.LoadMetadata(v.file)
 }
 
 // layout verifies one (root or sub) layout and its links, returning the
-// layout and one link per step for the caller's summary.
-func (v *verifier) layout(env in_toto.Metadata, keys map[string]in_toto.Key, threshold int, linkDir, prefix string) (in_toto.Layout, map[string]in_toto.Metadata, error) {
+// layout and one link per step for the caller's summary. prefix is the
+// layout's link directory relative to the root layout's ("" for the root
+// layout, "<step>.<keyid8>/" for a sublayout), depth its nesting.
+func (v *verifier) layout(env in_toto.Metadata, keys map[string]in_toto.Key, threshold int, prefix string, depth int) (in_toto.Layout, map[string]in_toto.Metadata, error) {
 	where := "root layout"
 	if prefix != "" {
 		where = "sublayout " + strings.TrimSuffix(prefix, "/")
@@ -151,9 +166,9 @@ func (v *verifier) layout(env in_toto.Metadata, keys map[string]in_toto.Key, thr
 	if err != nil {
 		return in_toto.Layout{}, nil, refuse(where, "%w", err)
 	}
-	stepsMetadata, err := in_toto.LoadLinksForLayout(lay, linkDir)
+	stepsMetadata, err := v.loadLinks(lay, prefix, where)
 	if err != nil {
-		return in_toto.Layout{}, nil, refuse(where, "%w", err)
+		return in_toto.Layout{}, nil, err
 	}
 	verified, err := in_toto.VerifyLinkSignatureThesholds(lay, stepsMetadata, rootPool, intermediatePool)
 	if err != nil {
@@ -163,7 +178,7 @@ func (v *verifier) layout(env in_toto.Metadata, keys map[string]in_toto.Key, thr
 		// A step with threshold 0 passes the library's threshold check with no
 		// link at all (and ReduceStepsMetadata then panics): insist on one.
 		if len(verified[step.Name]) == 0 {
-			return in_toto.Layout{}, nil, refuse(where, "step %q: no link signed by an authorized functionary", step.Name)
+			return in_toto.Layout{}, nil, refuse(where, "step %q: no link signed by an authorized functionary%s", step.Name, expectedLinks(step, nil, prefix))
 		}
 		// The library counts links by the key ID their file name and
 		// signature claim; with certificates one functionary could claim
@@ -173,7 +188,7 @@ func (v *verifier) layout(env in_toto.Metadata, keys map[string]in_toto.Key, thr
 		}
 	}
 
-	if err := v.sublayouts(lay, verified, linkDir, prefix); err != nil {
+	if err := v.sublayouts(lay, verified, prefix, depth); err != nil {
 		return in_toto.Layout{}, nil, err
 	}
 	v.commandAlignment(lay, verified, prefix)
@@ -205,10 +220,66 @@ func (v *verifier) layout(env in_toto.Metadata, keys map[string]in_toto.Key, thr
 	return lay, reduced, nil
 }
 
+// loadLinks does what in-toto's LoadLinksForLayout does with the files of
+// a directory, on the caller's link names under prefix: for every step, each
+// "<step>.<8 characters>.link" directly under prefix is filed under the key
+// id of its first signature that those 8 characters begin. It refuses a step
+// with fewer such links than its threshold, naming the files it expected.
+func (v *verifier) loadLinks(lay in_toto.Layout, prefix, where string) (map[string]map[string]in_toto.Metadata, error) {
+	out := make(map[string]map[string]in_toto.Metadata, len(lay.Steps))
+	for _, step := range lay.Steps {
+		perStep := map[string]in_toto.Metadata{}
+		var unsigned []string // files with no signature under the key id their name gives
+		for _, name := range v.names {
+			rest, ok := strings.CutPrefix(name, prefix+step.Name+".")
+			short, ok2 := strings.CutSuffix(rest, ".link")
+			if !ok || !ok2 || len(short) != 8 || strings.Contains(short, "/") {
+				continue
+			}
+			md, err := v.decode(v.links[name])
+			if err != nil {
+				return nil, refuse("link "+name, "%w", err)
+			}
+			i := slices.IndexFunc(md.Sigs(), func(s in_toto.Signature) bool { return strings.HasPrefix(s.KeyID, short) })
+			if i < 0 {
+				unsigned = append(unsigned, name)
+				continue
+			}
+			perStep[md.Sigs()[i].KeyID] = md
+		}
+		if len(perStep) < step.Threshold {
+			why := expectedLinks(step, perStep, prefix)
+			if len(unsigned) > 0 {
+				why += "; no signature under the key id their name gives: " + strings.Join(unsigned, ", ")
+			}
+			return nil, refuse(where, "step '%s' requires '%d' link metadata file(s), found '%d'%s",
+				step.Name, step.Threshold, len(perStep), why)
+		}
+		out[step.Name] = perStep
+	}
+	return out, nil
+}
+
+// expectedLinks names the link files of the step's authorized keys that
+// were not found, for a refusal to point at.
+func expectedLinks(step in_toto.Step, found map[string]in_toto.Metadata, prefix string) string {
+	var missing []string
+	for _, id := range step.PubKeys {
+		if _, ok := found[id]; !ok {
+			missing = append(missing, prefix+fmt.Sprintf(in_toto.LinkNameFormat, step.Name, id))
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return "; no valid " + strings.Join(missing, ", ")
+}
+
 // sublayouts replaces every link that is itself a layout by the summary of
 // that layout, verified by the same rules with the functionary's key, as
-// in-toto's VerifySublayouts does (which would call InTotoVerify).
-func (v *verifier) sublayouts(lay in_toto.Layout, verified map[string]map[string]in_toto.Metadata, linkDir, prefix string) error {
+// in-toto's VerifySublayouts does (which would call InTotoVerify): its links
+// are those under "<step>.<keyid8>/" (SublayoutLinkDirFormat) below prefix.
+func (v *verifier) sublayouts(lay in_toto.Layout, verified map[string]map[string]in_toto.Metadata, prefix string, depth int) error {
 	for _, step := range lay.Steps {
 		links := verified[step.Name]
 		for _, keyID := range slices.Sorted(maps.Keys(links)) {
@@ -221,7 +292,10 @@ func (v *verifier) sublayouts(lay in_toto.Layout, verified map[string]map[string
 				return refuse("step "+prefix+step.Name, "sublayout signer %s is not a layout key", keyID)
 			}
 			subDir := fmt.Sprintf(in_toto.SublayoutLinkDirFormat, step.Name, keyID)
-			sub, reduced, err := v.layout(md, map[string]in_toto.Key{keyID: key}, 1, filepath.Join(linkDir, subDir), prefix+subDir+"/")
+			if depth >= MaxSublayoutDepth {
+				return refuse("sublayout "+prefix+subDir, "nested deeper than %d sublayouts", MaxSublayoutDepth)
+			}
+			sub, reduced, err := v.layout(md, map[string]in_toto.Key{keyID: key}, 1, prefix+subDir+"/", depth+1)
 			if err != nil {
 				return err
 			}
@@ -304,27 +378,6 @@ func checkWant(lay in_toto.Layout, reduced map[string]in_toto.Metadata, want map
 		}
 		if !strings.EqualFold(got, hex) {
 			return refuse("final product "+name, "%s:%s, step %q produced %s:%s", alg, hex, last, alg, got)
-		}
-	}
-	return nil
-}
-
-// writeFiles writes name -> bytes under dir, refusing names that would
-// leave it.
-func writeFiles(dir string, files map[string][]byte) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("in-toto: %w", err)
-	}
-	for _, name := range slices.Sorted(maps.Keys(files)) {
-		if strings.Contains(name, `\`) || !filepath.IsLocal(filepath.FromSlash(name)) {
-			return refuse("link "+name, "not a local file name")
-		}
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return fmt.Errorf("in-toto: link %s: %w", name, err)
-		}
-		if err := os.WriteFile(p, files[name], 0o600); err != nil {
-			return fmt.Errorf("in-toto: link %s: %w", name, err)
 		}
 	}
 	return nil

@@ -165,7 +165,9 @@ func TestVerify(t *testing.T) {
 		{name: "layout expired by Options.Now", layout: layout, keys: owner, links: links,
 			o: Options{Now: time.Now().AddDate(20, 0, 0)}, wantErr: "root layout: expired"},
 		{name: "link name leaving the directory", layout: layout, keys: owner,
-			links: with(links, "../build.3b3e8310.link", links[buildLink]), wantErr: "not a local file name"},
+			links: with(links, "../build.3b3e8310.link", links[buildLink]), wantErr: `link ../build.3b3e8310.link: "../build.3b3e8310.link" has an empty, "." or ".." component`},
+		{name: "link name that is not <step>.<keyid8>.link", layout: layout, keys: owner,
+			links: with(links, "build.link", links[buildLink]), wantErr: `link build.link: "build.link": "build" is not <step>.<keyid8>`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
