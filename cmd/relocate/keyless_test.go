@@ -7,6 +7,7 @@ package main
 // through TUF at the site, and is republished there for TUF clients.
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -30,11 +32,16 @@ import (
 	"github.com/relocate-dev/relocate/internal/testimages"
 	"github.com/relocate-dev/relocate/internal/testtools"
 	"github.com/relocate-dev/relocate/internal/testtuf"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 const (
@@ -141,6 +148,56 @@ func (v *virtualSigstore) sign(t *testing.T, im testimages.Image, subject string
 	}
 }
 
+// attachBundle attaches to im a Sigstore bundle referrer, as cosign
+// --new-bundle-format does: a v0.3 bundle with a DSSE envelope over an
+// in-toto statement of cosign's sign predicate about im, the certificate,
+// the Rekor entry with its inclusion proof and signed entry timestamp, and a
+// TSA timestamp.
+func (v *virtualSigstore) attachBundle(t *testing.T, im testimages.Image, subject string) {
+	t.Helper()
+	hexd := strings.TrimPrefix(im.Digest, "sha256:")
+	stmt := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"` + strings.TrimSuffix(im.Ref, ":v1") +
+		`","digest":{"sha256":"` + hexd + `"}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{}}`)
+	ent, err := v.vs.AttestAtTime(subject, keylessIssuer, stmt, time.Now().Add(5*time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, _ := ent.VerificationContent()
+	sc, _ := ent.SignatureContent()
+	env := sc.EnvelopeContent().RawEnvelope()
+	entries, _ := ent.TlogEntries()
+	tle := entries[0].TransparencyLogEntry()
+	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
+	set, err := v.vs.RekorSignPayload(tlog.RekorPayload{Body: base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
+		IntegratedTime: tle.IntegratedTime, LogIndex: tle.LogIndex, LogID: hex.EncodeToString(tle.LogId.KeyId)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
+	stamps, _ := ent.Timestamps()
+	payload, _ := env.DecodeB64Payload()
+	sig, _ := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
+	b, err := protojson.Marshal(&protobundle.Bundle{
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content:                   &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw}},
+			TlogEntries:               []*protorekor.TransparencyLogEntry{tle},
+			TimestampVerificationData: &protobundle.TimestampVerificationData{Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: stamps[0]}}},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload: payload, PayloadType: env.PayloadType, Signatures: []*protodsse.Signature{{Sig: sig}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := strings.TrimSuffix(im.Ref, ":v1")
+	const bundleType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	if _, err := testimages.Attach(context.Background(), repo, descOf(t, repo, im.Digest), bundleType, bundleType, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // sigstoreTUF is a TUF repository serving trusted_root.json as a target,
 // as Sigstore's own does, with consistent-snapshot target names.
 type sigstoreTUF struct {
@@ -210,12 +267,18 @@ func TestSignaturePolicyKeyless(t *testing.T) {
 		"signatures": [{"paths": ["` + src.Host + `/sigs/keyless/*"],
 			"require": [{"name": "release identity", "cosign": {"identities": [{"issuer": "` + keylessIssuer + `", "subject": "` + keylessSubject + `"}], "scts": 0}}]}]}`
 
+	bundled := pushOne(t, "sigs/keyless/bundled", 1304)
+	v.attachBundle(t, bundled, keylessSubject)
+	bundledStranger := pushOne(t, "sigs/keyless/bundled-stranger", 1305)
+	v.attachBundle(t, bundledStranger, "mallory@example.com")
+
 	for _, tc := range []struct {
 		name string
 		im   testimages.Image
 		want string
 	}{
 		{"identity mismatch", stranger, "release identity: identity mismatch"},
+		{"identity mismatch, Sigstore bundle referrer", bundledStranger, "release identity: identity mismatch"},
 		{"tampered Rekor entry", tampered, "release identity: bad transparency-log proof"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -230,6 +293,14 @@ func TestSignaturePolicyKeyless(t *testing.T) {
 		mustRun(t, "export", "-o", path, "--plain-http", "-q", good.Ref, "--tuf", "sigstore="+url)
 		s.refuse(path, good.Ref, []string{"--policy", s.policy(policy), "--state", t.TempDir(), "--trust", "sigstore=" + tuf.root},
 			"needs a Sigstore trusted root", "--tuf-targets sigstore=trusted_root.json")
+	})
+
+	t.Run("Sigstore bundle referrer", func(t *testing.T) {
+		s := newSigSite(t)
+		r := s.accept(export(t, bundled), "--policy", s.policy(policy), "--state", t.TempDir(), "--trust", "sigstore="+tuf.root)
+		if !strings.Contains(r.stderr, "sigstore-bundle") {
+			t.Errorf("the bundle is not what satisfied the rule:\n%s", r.stderr)
+		}
 	})
 
 	t.Run("site's own trusted root file", func(t *testing.T) {
