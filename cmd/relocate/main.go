@@ -680,6 +680,9 @@ func inspectCmd(e *env) *cli.Command {
 						roles = append(roles, fmt.Sprintf("%s v%d (expires %s)", ro.Role, ro.Version, ro.Expires.Format("2006-01-02")))
 					}
 					fmt.Fprintf(w, "  %s %s from %s: %s\n", group.kind, r.Name, r.URL, strings.Join(roles, ", "))
+					if len(r.Targets) > 0 {
+						fmt.Fprintf(w, "    target files carried: %s\n", strings.Join(r.Targets, ", "))
+					}
 				}
 			}
 			return w.Flush()
