@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +32,11 @@ var (
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
+	flag.Parse()
+	if testing.Short() {
+		// No processes under -short: the end-to-end tests skip.
+		return m.Run()
+	}
 	if _, err := os.Stat("/usr/bin/docker-registry"); err != nil && os.Getenv("RELOCATE_REQUIRE_REGISTRY") != "1" {
 		fmt.Fprintln(os.Stderr, "docker-registry not installed: end-to-end tests skipped")
 		return m.Run()
@@ -78,7 +84,7 @@ func testMain(m *testing.M) int {
 func needRegistries(t *testing.T) {
 	t.Helper()
 	if src == nil {
-		t.Skip("docker-registry not installed")
+		t.Skip("no registries: docker-registry not installed, or -short")
 	}
 }
 
