@@ -66,9 +66,8 @@ type Client struct {
 // pingEntry and transportEntry cache a registry handshake once it
 // succeeded; a failed one is tried again by the next request.
 type pingEntry struct {
-	mu     sync.Mutex
-	done   bool
-	bearer bool
+	mu sync.Mutex
+	ch *transport.Challenge
 }
 
 type transportEntry struct {
@@ -210,12 +209,13 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, push bool,
 		scopes = append(scopes, "repository:"+mountFrom+":pull")
 	}
 	reg := c.registry(repo.Registry)
+	ch, err := c.challenge(ctx, reg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), err)
+	}
 	// Only bearer tokens are scoped to repositories; with anonymous or basic
 	// access one handshake serves the whole registry.
-	bearer, err := c.bearer(ctx, reg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), hint(err))
-	}
+	bearer := strings.EqualFold(ch.Scheme, "bearer")
 	key := reg.RegistryStr()
 	if bearer {
 		key += "|" + strings.Join(scopes, " ")
@@ -236,24 +236,48 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, push bool,
 	if err != nil {
 		return nil, fmt.Errorf("credentials for %s: %w", repo.RegistryStr(), err)
 	}
-	rt, err := transport.NewWithContext(ctx, reg, auth, transport.NewUserAgent(c.base, c.userAgent), scopes)
+	inner := transport.NewUserAgent(c.base, c.userAgent)
+	var tok *transport.Token
+	if bearer {
+		if tok, err = transport.Exchange(ctx, reg, auth, inner, scopes, ch); err != nil {
+			return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), err)
+		}
+		if tok.Token == "" {
+			tok.Token = tok.AccessToken // OAuth 2 token servers
+		}
+	}
+	rt, err := transport.FromToken(reg, auth, inner, ch, tok)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), hint(err))
+		return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), err)
 	}
-	e.rt = rt
-	return rt, nil
+	e.rt = schemeFix{c: c, host: reg.RegistryStr(), inner: rt}
+	return e.rt, nil
 }
 
-// hint adds what to do when a registry answered HTTPS with plain HTTP.
-func hint(err error) error {
-	if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
-		return fmt.Errorf("%w (the registry speaks plain HTTP; --plain-http-host HOST[:PORT] allows that for it)", err)
-	}
-	return err
+// schemeFix sends requests for the registry's own host (Locations, Links,
+// redirects it hands out) in the scheme relocate chose for it, as
+// go-containerregistry does: a registry behind a TLS proxy may announce its
+// upload locations as http://.
+type schemeFix struct {
+	c     *Client
+	host  string
+	inner http.RoundTripper
 }
 
-// bearer pings a registry once and reports whether it wants bearer tokens.
-func (c *Client) bearer(ctx context.Context, reg name.Registry) (bool, error) {
+func (s schemeFix) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.EqualFold(r.URL.Host, s.host) {
+		if want := s.c.scheme(s.host); r.URL.Scheme != want {
+			r = r.Clone(r.Context())
+			r.URL.Scheme = want
+		}
+	}
+	return s.inner.RoundTrip(r)
+}
+
+// challenge pings a registry once, in the scheme relocate chose for it
+// (go-containerregistry's Ping would try HTTP too for loopback and private
+// addresses), and returns how it wants to be authenticated.
+func (c *Client) challenge(ctx context.Context, reg name.Registry) (*transport.Challenge, error) {
 	c.mu.Lock()
 	e, ok := c.pings[reg.RegistryStr()]
 	if !ok {
@@ -263,15 +287,84 @@ func (c *Client) bearer(ctx context.Context, reg name.Registry) (bool, error) {
 	c.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.done {
-		return e.bearer, nil
+	if e.ch != nil {
+		return e.ch, nil
 	}
-	ch, err := transport.Ping(ctx, reg, c.base)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.scheme(reg.RegistryStr())+"://"+reg.RegistryStr()+"/v2/", nil)
+	resp, err := (&http.Client{Transport: transport.NewUserAgent(c.base, c.userAgent)}).Do(req)
 	if err != nil {
-		return false, err
+		if strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {
+			err = fmt.Errorf("%w (the registry speaks plain HTTP; --plain-http-host %s allows that for it)", err, reg.RegistryStr())
+		}
+		return nil, err
 	}
-	e.done, e.bearer = true, strings.EqualFold(ch.Scheme, "bearer")
-	return e.bearer, nil
+	defer resp.Body.Close()
+	ch := &transport.Challenge{Insecure: resp.Request.URL.Scheme == "http"}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		ch.Scheme, ch.Parameters = parseChallenge(resp.Header.Values("WWW-Authenticate"))
+	default:
+		return nil, statusErr(resp, http.StatusOK)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	e.ch = ch
+	return ch, nil
+}
+
+// parseChallenge reads WWW-Authenticate headers (RFC 7235) and picks the
+// bearer challenge, else the basic one, else the first.
+func parseChallenge(headers []string) (string, map[string]string) {
+	type challenge struct {
+		scheme string
+		params map[string]string
+	}
+	var all []challenge
+	for _, h := range headers {
+		for s := strings.TrimSpace(h); s != ""; {
+			scheme, rest, _ := strings.Cut(s, " ")
+			ch := challenge{scheme: strings.TrimSuffix(scheme, ","), params: map[string]string{}}
+			s = strings.TrimSpace(rest)
+			for s != "" {
+				key, rest, ok := strings.Cut(s, "=")
+				if !ok || strings.ContainsAny(strings.TrimSpace(key), " ,") {
+					break // the next challenge
+				}
+				key = strings.ToLower(strings.TrimSpace(key))
+				rest = strings.TrimLeft(rest, " ")
+				var val string
+				if strings.HasPrefix(rest, `"`) {
+					var b strings.Builder
+					i := 1
+					for ; i < len(rest) && rest[i] != '"'; i++ {
+						if rest[i] == '\\' && i+1 < len(rest) {
+							i++
+						}
+						b.WriteByte(rest[i])
+					}
+					val, rest = b.String(), rest[min(i+1, len(rest)):]
+				} else {
+					val, rest, _ = strings.Cut(rest, ",")
+					rest = "," + rest
+				}
+				ch.params[key] = strings.TrimSpace(val)
+				s = strings.TrimLeft(strings.TrimSpace(rest), ",")
+				s = strings.TrimSpace(s)
+			}
+			all = append(all, ch)
+		}
+	}
+	for _, want := range []string{"bearer", "basic"} {
+		for _, ch := range all {
+			if strings.EqualFold(ch.scheme, want) {
+				return ch.scheme, ch.params
+			}
+		}
+	}
+	if len(all) > 0 {
+		return all[0].scheme, all[0].params
+	}
+	return "", nil
 }
 
 func (c *Client) url(repo name.Repository, path string) string {

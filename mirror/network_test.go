@@ -881,3 +881,23 @@ func TestSkippedAttachmentLeavesNothing(t *testing.T) {
 		t.Fatalf("healthy: %v, %d attachments, skipped %v", err, len(g.Attachments), g.Skipped)
 	}
 }
+
+func TestParseChallenge(t *testing.T) {
+	for _, tc := range []struct {
+		headers []string
+		scheme  string
+		params  map[string]string
+	}{
+		{[]string{`Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull"`}, "Bearer",
+			map[string]string{"realm": "https://auth.example/token", "service": "registry.example", "scope": "repository:a/b:pull"}},
+		{[]string{`Basic realm="Registry Realm"`}, "Basic", map[string]string{"realm": "Registry Realm"}},
+		{[]string{`Negotiate, Basic realm="x"`, `Bearer realm="https://t/\"q\"", service=svc`}, "Bearer", map[string]string{"realm": `https://t/"q"`, "service": "svc"}},
+		{[]string{`Basic realm="a", Bearer realm="https://b",service="c"`}, "Bearer", map[string]string{"realm": "https://b", "service": "c"}},
+		{nil, "", nil},
+	} {
+		scheme, params := parseChallenge(tc.headers)
+		if scheme != tc.scheme || fmt.Sprint(params) != fmt.Sprint(tc.params) {
+			t.Errorf("%q: %q %v, want %q %v", tc.headers, scheme, params, tc.scheme, tc.params)
+		}
+	}
+}

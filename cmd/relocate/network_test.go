@@ -441,3 +441,52 @@ func TestExportMismatchNotRetried(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultTrials measures how many of RELOCATE_FAULT_TRIALS exports and
+// imports succeed, each with its own seed, at 1% and 10% injected faults,
+// with digests checked and the upload area measured. It runs only when
+// asked: go test ./cmd/relocate -run TestFaultTrials -v with the variable set.
+func TestFaultTrials(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("RELOCATE_FAULT_TRIALS"))
+	if n <= 0 {
+		t.Skip("set RELOCATE_FAULT_TRIALS=N to run")
+	}
+	needRegistries(t)
+	clean := filepath.Join(t.TempDir(), "clean.tar")
+	exportAll(t, clean)
+	for _, rate := range []float64{0.01, 0.10} {
+		exports, imports, faults := 0, 0, 0
+		var upload int64
+		for i := range n {
+			seed := uint64(1000*rate) + uint64(i)*7919
+			sp := testregistry.NewProxy(t, src.Host, testregistry.ProxyOptions{FaultRate: rate, Seed: seed})
+			out := filepath.Join(t.TempDir(), "site.tar.zst")
+			if r := relocateCmd(t, nil, append([]string{"export", "-o", out, "-q", "--plain-http"}, via(sp.Host)...)...); r.code == 0 && slices.Equal(blobsOf(t, out), blobsOf(t, clean)) {
+				exports++
+			} else {
+				t.Logf("rate %.2f export %d: exit %d: %s", rate, i, r.code, r.stderr)
+			}
+			dp := testregistry.NewProxy(t, dst.Host, testregistry.ProxyOptions{FaultRate: rate, Seed: seed + 1})
+			prefix := fmt.Sprintf("trial%d-%d", int(rate*100), i)
+			r := relocateCmd(t, nil, "import", clean, "--to", dp.Host+"/"+prefix, "--plain-http", "-q")
+			ok := r.code == 0
+			for _, im := range images {
+				repo, tag := repoTag(im.Ref)
+				ok = ok && headDigest(t, dst.Host, prefix+"/"+repo, tag) == im.Digest
+			}
+			if ok {
+				imports++
+			} else {
+				t.Logf("rate %.2f import %d: exit %d: %s", rate, i, r.code, r.stderr)
+			}
+			b, _, _ := dst.UploadBytes(prefix)
+			upload += b
+			for _, p := range []*testregistry.Proxy{sp, dp} {
+				for _, c := range p.Injected() {
+					faults += c
+				}
+			}
+		}
+		t.Logf("faults %.0f%%: exports %d/%d, imports %d/%d ok, %d faults injected, %d bytes left in upload areas", rate*100, exports, n, imports, n, faults, upload)
+	}
+}

@@ -261,7 +261,7 @@ func TestRegistryFailsMidImport(t *testing.T) {
 		return false
 	})
 
-	r := relocateCmd(t, nil, "import", path, "--to", proxyHost+"/flaky", "--plain-http", "--jobs", "1")
+	r := relocateCmd(t, nil, "import", path, "--to", proxyHost+"/flaky", "--plain-http", "--jobs", "1", "--retries", "1")
 	if r.code != exitFailure {
 		t.Fatalf("import through a failing registry: exit %d, want %d\n%s", r.code, exitFailure, r.stderr)
 	}
