@@ -397,6 +397,9 @@ func TestRefusedBlobLeavesNothing(t *testing.T) {
 				t.Errorf("refused import tagged %v", tags)
 			}
 			checkUploads(t, prefix, 4<<10)
+			st, _ := os.Stat(path)
+			left, _, _ := dst.UploadBytes(prefix)
+			t.Logf("archive of %d bytes declaring a layer of %d: exit %d, %d bytes left in the upload area", st.Size(), tc.size, r.code, left)
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package testregistry
 
 import (
-	"context"
 	"errors"
 	"io"
 	"io/fs"
@@ -73,8 +72,6 @@ type Proxy struct {
 	requests int
 }
 
-type cutKey struct{}
-
 // NewProxy starts a proxy in front of target (HOST:PORT, plain HTTP) and
 // closes it when t ends.
 func NewProxy(t testing.TB, target string, o ProxyOptions) *Proxy {
@@ -90,10 +87,17 @@ func NewProxy(t testing.TB, target string, o ProxyOptions) *Proxy {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.Transport = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 32, DisableCompression: true}
 	rp.ErrorLog = log.New(io.Discard, "", 0)
-	rp.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Context().Value(cutKey{}) != nil {
-			resp.Body = &cutBody{rc: resp.Body, left: max(resp.ContentLength/2, 0)}
+	// Cut responses go through a proxy that flushes every write, so that
+	// the client has the headers and part of the body when the connection
+	// drops.
+	cutter := httputil.NewSingleHostReverseProxy(u)
+	cutter.Transport, cutter.ErrorLog, cutter.FlushInterval = rp.Transport, rp.ErrorLog, -1
+	cutter.ModifyResponse = func(resp *http.Response) error {
+		left := int64(512)
+		if resp.ContentLength >= 0 {
+			left = resp.ContentLength / 2
 		}
+		resp.Body = &cutBody{rc: resp.Body, left: left}
 		return nil
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -112,7 +116,8 @@ func NewProxy(t testing.TB, target string, o ProxyOptions) *Proxy {
 			reset(w)
 			return
 		case FaultCut:
-			r = r.WithContext(context.WithValue(r.Context(), cutKey{}, true))
+			cutter.ServeHTTP(w, r)
+			return
 		}
 		rp.ServeHTTP(w, r)
 	}))
