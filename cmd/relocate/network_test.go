@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,8 +20,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
 	"github.com/relocate-dev/relocate/internal/testregistry"
+	"github.com/relocate-dev/relocate/mirror"
 )
 
 // TestHTTPSUnlessTold: a registry on 127.0.0.1 gets HTTPS like any other
@@ -412,6 +416,7 @@ func TestExportMismatchNotRetried(t *testing.T) {
 	layer := images[1].Blobs[len(images[1].Blobs)-1]
 	var served atomic.Int32
 	p := testregistry.NewProxy(t, src.Host, testregistry.ProxyOptions{FaultRate: faultRate, Seed: 50,
+		Faults: []testregistry.Fault{testregistry.Fault500, testregistry.FaultReset, testregistry.FaultCut},
 		Intercept: func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+layer) {
 				return false
@@ -491,5 +496,63 @@ func TestFaultTrials(t *testing.T) {
 			}
 		}
 		t.Logf("faults %.0f%%: exports %d/%d, imports %d/%d ok, %d faults injected, %d bytes left in upload areas", rate*100, exports, n, imports, n, faults, upload)
+	}
+}
+
+// TestForeignLayers: export never fetches a foreign layer's URLs unless
+// --allow-foreign-layers, and then only over https; an image whose foreign
+// layer the registry does not hold is refused (exit 3), naming the image
+// and the layer. A foreign layer the registry serves travels like any other.
+func TestForeignLayers(t *testing.T) {
+	needRegistries(t)
+	var hits atomic.Int32
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.WriteString(w, "foreign layer bytes")
+	}))
+	defer files.Close()
+	host := memRegistry(t, nil)
+	c := mirror.New(mirror.WithPlainHTTP(true))
+	ctx := context.Background()
+	repo, _ := c.ParseRepository(host + "/win/base")
+	push := func(content string) v1.Hash {
+		d, n, _ := v1.SHA256(strings.NewReader(content))
+		if _, err := c.PushBlob(ctx, repo, v1.Descriptor{Digest: d, Size: n}, "", func() (io.Reader, error) { return strings.NewReader(content), nil }); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	cfg := push("{}")
+	image := func(tag, layer string, held bool) (string, v1.Hash) {
+		d, n, _ := v1.SHA256(strings.NewReader(layer))
+		if held {
+			push(layer)
+		}
+		raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"%s","size":%d,"urls":["%s/layer"]}]}`, cfg, d, n, files.URL)
+		if err := c.PutManifest(ctx, repo, tag, "application/vnd.docker.distribution.manifest.v2+json", []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+		return host + "/win/base:" + tag, d
+	}
+	absent, layer := image("absent", "foreign layer bytes", false)
+	held, _ := image("held", "a foreign layer the registry holds", true)
+	out := filepath.Join(t.TempDir(), "site.tar")
+	for _, extra := range [][]string{nil, {"--allow-foreign-layers"}} {
+		r := relocateCmd(t, nil, append([]string{"export", "-o", out, "--plain-http", absent}, extra...)...)
+		want := "--allow-foreign-layers"
+		if extra != nil {
+			want = "none of its URLs is https"
+		}
+		if r.code != exitRefused || !strings.Contains(r.stderr, "image "+absent) || !strings.Contains(r.stderr, layer.String()) || !strings.Contains(r.stderr, want) {
+			t.Errorf("export %v of an image whose foreign layer the registry lacks: exit %d, want %d naming the image, the layer and %q\n%s", extra, r.code, exitRefused, want, r.stderr)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Error("refused export left an archive")
+		}
+	}
+	mustRun(t, "export", "-o", out, "--plain-http", "-q", held)
+	mustRun(t, "verify", out)
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("foreign layer URLs were fetched %d times", n)
 	}
 }
