@@ -416,6 +416,10 @@ func (c *Client) pushSession(ctx context.Context, repo name.Repository, desc v1.
 			c.cancelUpload(ctx, repo, loc)
 			return false, se.err
 		}
+		if !errors.As(err, new(*sessionLost)) {
+			// In case the registry never saw the failed request.
+			c.cancelUpload(ctx, repo, loc)
+		}
 		return false, err
 	}
 	if err := body.check(src, desc, where); err != nil {
@@ -476,7 +480,7 @@ func (c *Client) cancelUpload(ctx context.Context, repo name.Repository, loc *ur
 	if loc == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	u := *loc
 	q := u.Query()
