@@ -556,3 +556,17 @@ func TestForeignLayers(t *testing.T) {
 		t.Fatalf("foreign layer URLs were fetched %d times", n)
 	}
 }
+
+// TestNetworkFlagUsage: bad network flags are usage errors (exit 2).
+func TestNetworkFlagUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"import", "x.tar", "--to", "reg.example", "--retries", "-1"},
+		{"export", "-o", "x.tar", "reg.example/a:1", "--plain-http-host", "https://reg.example"},
+		{"import", "x.tar", "--to", "reg.example", "--plain-http-host", "reg.example/path"},
+	} {
+		r := relocateCmd(t, nil, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, args[len(args)-2]) {
+			t.Errorf("%v: exit %d, want %d naming %s\n%s", args, r.code, exitUsage, args[len(args)-2], r.stderr)
+		}
+	}
+}
