@@ -9,12 +9,14 @@ import (
 )
 
 // IsRefused reports whether err is a verification refusal (bad or hostile
-// content: integrity, structure, trust) rather than an operational failure.
+// content: integrity, structure, trust; a foreign layer relocate may not
+// fetch) rather than an operational failure.
 func IsRefused(err error) bool {
 	var ve *verify.Error
 	var ae *archive.Error
 	var ie *mirror.IntegrityError
-	return errors.As(err, &ve) || errors.As(err, &ae) || errors.As(err, &ie)
+	var fe *mirror.ForeignLayerError
+	return errors.As(err, &ve) || errors.As(err, &ae) || errors.As(err, &ie) || errors.As(err, &fe)
 }
 
 // Progress receives progress of long operations. Implementations must be safe

@@ -38,8 +38,9 @@ type ExportOptions struct {
 	// OCI referrers); ArtifactTypes keeps only referrers of these types.
 	NoReferrers   bool
 	ArtifactTypes []string
-	// SkipBrokenReferrers exports without attachments that are listed but
-	// cannot be fetched, reporting them as warnings, instead of failing.
+	// SkipBrokenReferrers exports without attachments that the registry
+	// lists but says are absent or serves invalid, reporting them, instead
+	// of failing. Other failures (after retries) fail the export either way.
 	SkipBrokenReferrers bool
 	// Bundles are CNAB bundles: references to bundles stored the cnab-to-oci
 	// way, or bundle.json files as FILE[=REF].
@@ -72,6 +73,9 @@ type ExportReport struct {
 	// Expires is the earliest expiry of any carried TUF role.
 	Expires  *time.Time `json:"expires,omitempty"`
 	Warnings []string   `json:"warnings,omitempty"`
+	// SkippedAttachments lists what --skip-broken-referrers left out: the
+	// registry listed it, but said it is absent or served it invalid.
+	SkippedAttachments []mirror.SkippedAttachment `json:"skippedAttachments,omitempty"`
 }
 
 // NotarySource is a Notary v1 GUN to carry, from a notary server; CA, if
@@ -205,7 +209,8 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	}
 
 	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments),
-		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Notary: toc.Notary, Bundles: toc.Bundles}
+		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Notary: toc.Notary, Bundles: toc.Bundles,
+		SkippedAttachments: g.Skipped}
 	rep.Expires, rep.Warnings = expiry(append(append([]layout.TUFRepo(nil), toc.TUF...), toc.Notary...), o.WarnExpiry, time.Now(), rep.Warnings)
 	prog.Stage("export", toc.TotalBytes())
 	defer prog.Done()

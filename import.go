@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -456,42 +455,29 @@ func (p *pusher) ensure(ctx context.Context, desc v1.Descriptor, open func() io.
 			missing = append(missing, r)
 		}
 	}
-	var vr *mirror.VerifyingReader
-	// A stream can be read once: when a blob goes to several repositories
-	// and the registry declines a cross-repository mount, the second upload
-	// reads a copy kept on disk during the first.
-	var spool *os.File
-	defer func() {
-		if spool != nil {
-			spool.Close()
-			os.Remove(spool.Name())
-		}
-	}()
+	// A stream can be read once: an upload that must start over (a
+	// registry that lost the session, one that declines a cross-repository
+	// mount) reads it again from a copy kept on disk meanwhile.
 	streamed := !p.s.r.RandomAccess()
-	openVerified := func() (io.Reader, error) {
-		src := open()
-		switch {
-		case streamed && spool != nil:
-			if _, err := spool.Seek(0, io.SeekStart); err != nil {
-				return nil, err
-			}
-			src = spool
-		case streamed && len(missing) > 1:
-			var err error
-			if spool, err = os.CreateTemp("", "relocate-blob-"); err != nil {
-				return nil, err
-			}
-			src = io.TeeReader(src, spool)
-		}
-		var err error
-		vr, err = mirror.NewVerifyingReader(src, desc, entry)
-		return io.TeeReader(vr, progressWriter{p.prog}), err
+	src := func() (io.Reader, error) { return open(), nil }
+	if streamed && len(missing) > 0 && (len(missing) > 1 || p.c.Policy().Retries > 0) {
+		rp := mirror.NewReplay(open())
+		defer rp.Close()
+		src = rp.Open
 	}
+	prog := &highWater{p: p.prog}
 	uploaded := false
 	for _, r := range missing {
-		up, err := p.c.PushBlob(ctx, r, desc, have, openVerified)
-		if vr != nil && vr.Err() != nil {
-			p.fail(desc.Digest, entry, vr.Err())
+		up, err := p.c.PushBlob(ctx, r, desc, have, func() (io.Reader, error) {
+			rd, err := src()
+			if err != nil {
+				return nil, err
+			}
+			return prog.reader(rd), nil
+		})
+		if errors.As(err, new(*mirror.IntegrityError)) {
+			// Never retried; the upload session was cancelled.
+			p.fail(desc.Digest, entry, err)
 			return nil
 		}
 		if err != nil {
@@ -507,8 +493,12 @@ func (p *pusher) ensure(ctx context.Context, desc v1.Descriptor, open func() io.
 		p.count(false, 0)
 	}
 	if !uploaded {
-		if !p.s.r.RandomAccess() {
-			if err := mirror.CopyVerified(progressWriter{p.prog}, open(), desc, entry); IsRefused(err) {
+		if streamed {
+			rd, err := src()
+			if err != nil {
+				return err
+			}
+			if err := mirror.CopyVerified(io.Discard, prog.reader(rd), desc, entry); IsRefused(err) {
 				p.fail(desc.Digest, entry, err)
 			} else if err != nil {
 				return err
@@ -518,6 +508,43 @@ func (p *pusher) ensure(ctx context.Context, desc v1.Descriptor, open func() io.
 		}
 	}
 	return nil
+}
+
+// highWater counts each byte of a blob once in the progress, however many
+// times an upload reads it.
+type highWater struct {
+	mu  sync.Mutex
+	p   Progress
+	max int64
+}
+
+func (h *highWater) reader(r io.Reader) io.Reader { return &hwReader{h: h, r: r} }
+
+type hwReader struct {
+	h   *highWater
+	r   io.Reader
+	off int64
+}
+
+func (x *hwReader) Read(b []byte) (int, error) {
+	n, err := x.r.Read(b)
+	x.off += int64(n)
+	x.h.mu.Lock()
+	if x.off > x.h.max {
+		x.h.p.Add(x.off - x.h.max)
+		x.h.max = x.off
+	}
+	x.h.mu.Unlock()
+	return n, err
+}
+
+// Size passes on the size of a reader that knows it (a file section), so
+// that an upload can announce its length; -1 if unknown.
+func (x *hwReader) Size() int64 {
+	if s, ok := x.r.(interface{ Size() int64 }); ok {
+		return s.Size()
+	}
+	return -1
 }
 
 func (p *pusher) count(uploaded bool, size int64) {

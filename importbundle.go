@@ -106,7 +106,13 @@ func (p *pusher) readBack(ctx context.Context, t *target, b layout.Bundle) error
 		return fmt.Errorf("bundle %s at %s: %w", b.Ref, dest(t), err)
 	}
 	stored, err := bundle.ParseStored(m.Raw, func(h v1.Hash) ([]byte, error) {
-		if mm, err := p.c.GetManifest(ctx, t.repo.Digest(h.String())); err == nil {
+		// Ask for what the archive says it is: a registry may answer a
+		// blob asked for as a manifest with a 500, which is retried.
+		if k := p.s.blobs[h].Kind; k == layout.KindIndex || k == layout.KindManifest {
+			mm, err := p.c.GetManifest(ctx, t.repo.Digest(h.String()))
+			if err != nil {
+				return nil, err
+			}
 			return mm.Raw, nil
 		}
 		var buf bytes.Buffer

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -121,22 +120,5 @@ func TestPushAndFetch(t *testing.T) {
 	m, err := c.GetManifest(ctx, ref)
 	if err != nil || !bytes.Equal(m.Raw, raw) || m.Digest != md.Digest {
 		t.Fatalf("GetManifest: %v", err)
-	}
-}
-
-// A foreign layer the registry lacks is fetched from its URLs.
-func TestForeignLayer(t *testing.T) {
-	content := "foreign layer bytes"
-	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, content) }))
-	defer files.Close()
-	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer reg.Close()
-	c := New(WithPlainHTTP(true))
-	repo, _ := c.ParseRepository(strings.TrimPrefix(reg.URL, "http://") + "/win/base")
-	d := desc(content)
-	d.URLs = []string{files.URL + "/layer.tar.gz"}
-	var out bytes.Buffer
-	if err := c.FetchBlob(context.Background(), repo, d, &out); err != nil || out.String() != content {
-		t.Fatalf("foreign fetch: %q %v", out.String(), err)
 	}
 }

@@ -16,8 +16,14 @@ import (
 	"github.com/relocate-dev/relocate/layout"
 )
 
-// maxReferrerPages bounds Link pagination against a registry that never ends it.
-const maxReferrerPages = 1000
+// A referrers listing is bounded, whatever a registry sends: pages (against
+// pagination that never ends), bytes and entries in all (against pages that
+// pile up: 1,000 pages of 4 MiB would be 4 GB in memory).
+const (
+	maxReferrerPages   = 1000
+	maxReferrerBytes   = 16 << 20
+	maxReferrerEntries = 10000
+)
 
 // Referrers lists the manifests whose subject is d: from the referrers API
 // when the registry answers it (following Link pagination), else from the
@@ -31,6 +37,9 @@ func (c *Client) Referrers(ctx context.Context, repo name.Repository, d v1.Hash)
 	if err != nil || idx == nil {
 		return nil, err
 	}
+	if len(idx.Manifests) > maxReferrerEntries {
+		return nil, &InvalidError{What: fmt.Sprintf("referrers of %s@%s", repo, d), Reason: fmt.Sprintf("the fallback index lists more than %d entries", maxReferrerEntries)}
+	}
 	return idx.Manifests, nil
 }
 
@@ -41,43 +50,69 @@ func (c *Client) ReferrersAPI(ctx context.Context, repo name.Repository, d v1.Ha
 }
 
 func (c *Client) referrersAPI(ctx context.Context, repo name.Repository, d v1.Hash) ([]v1.Descriptor, bool, error) {
+	where := fmt.Sprintf("referrers of %s@%s", repo, d)
 	var out []v1.Descriptor
+	var total int64
 	next := c.url(repo, "referrers/"+d.String())
 	for page := 0; next != ""; page++ {
 		if page == maxReferrerPages {
-			return nil, true, fmt.Errorf("referrers of %s@%s: more than %d pages", repo, d, maxReferrerPages)
-		}
-		req, _ := http.NewRequest(http.MethodGet, next, nil)
-		req.Header.Set("Accept", string(types.OCIImageIndex))
-		resp, err := c.do(ctx, repo, false, "", req)
-		if err != nil {
-			return nil, false, fmt.Errorf("referrers of %s@%s: %w", repo, d, err)
-		}
-		if page == 0 && resp.StatusCode == http.StatusNotFound {
-			resp.Body.Close()
-			return nil, false, nil
-		}
-		ct := resp.Header.Get("Content-Type")
-		if err := statusErr(resp, http.StatusOK); err != nil {
-			resp.Body.Close()
-			return nil, false, fmt.Errorf("referrers of %s@%s: %w", repo, d, err)
-		}
-		if page == 0 && !strings.HasPrefix(ct, string(types.OCIImageIndex)) {
-			// Some registries answer unknown routes with 200 and an HTML page.
-			resp.Body.Close()
-			return nil, false, nil
+			return nil, true, &InvalidError{What: where, Reason: fmt.Sprintf("more than %d pages", maxReferrerPages)}
 		}
 		var idx v1.IndexManifest
-		err = json.NewDecoder(io.LimitReader(resp.Body, layout.MaxManifestSize)).Decode(&idx)
-		resp.Body.Close()
+		var link string
+		api := true
+		err := c.retry1(ctx, func() error {
+			req, _ := http.NewRequest(http.MethodGet, next, nil)
+			req.Header.Set("Accept", string(types.OCIImageIndex))
+			resp, err := c.do(ctx, repo, false, "", req)
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			defer resp.Body.Close()
+			if page == 0 && resp.StatusCode == http.StatusNotFound {
+				api = false
+				return nil
+			}
+			ct := resp.Header.Get("Content-Type")
+			if err := statusErr(resp, http.StatusOK); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			if page == 0 && !strings.HasPrefix(ct, string(types.OCIImageIndex)) {
+				// Some registries answer unknown routes with 200 and an HTML page.
+				api = false
+				return nil
+			}
+			limit := min(int64(layout.MaxManifestSize), maxReferrerBytes-total)
+			body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+			if err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			if int64(len(body)) > limit {
+				if limit < layout.MaxManifestSize {
+					return &InvalidError{What: where, Reason: fmt.Sprintf("the listing is larger than %d MiB in all", maxReferrerBytes>>20)}
+				}
+				return &InvalidError{What: where, Reason: fmt.Sprintf("a page is larger than %d bytes", layout.MaxManifestSize)}
+			}
+			total += int64(len(body))
+			if err := json.Unmarshal(body, &idx); err != nil {
+				return &InvalidError{What: where, Reason: "not an image index: " + err.Error()}
+			}
+			if link, err = nextLink(resp); err != nil {
+				return &InvalidError{What: where, Reason: err.Error()}
+			}
+			return nil
+		})
 		if err != nil {
-			return nil, true, fmt.Errorf("referrers of %s@%s: %w", repo, d, err)
+			return nil, true, err
+		}
+		if !api {
+			return nil, false, nil
+		}
+		if len(out)+len(idx.Manifests) > maxReferrerEntries {
+			return nil, true, &InvalidError{What: where, Reason: fmt.Sprintf("more than %d entries", maxReferrerEntries)}
 		}
 		out = append(out, idx.Manifests...)
-		next, err = nextLink(resp)
-		if err != nil {
-			return nil, true, fmt.Errorf("referrers of %s@%s: %w", repo, d, err)
-		}
+		next = link
 	}
 	return out, true, nil
 }
@@ -112,7 +147,7 @@ func (c *Client) FallbackIndex(ctx context.Context, repo name.Repository, d v1.H
 	}
 	var idx v1.IndexManifest
 	if err := json.Unmarshal(m.Raw, &idx); err != nil {
-		return nil, fmt.Errorf("%s:%s: not an index: %w", repo, layout.FallbackTag(d), err)
+		return nil, &InvalidError{What: repo.String() + ":" + layout.FallbackTag(d), Reason: "not an index: " + err.Error()}
 	}
 	return &idx, nil
 }

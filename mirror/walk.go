@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -31,9 +32,28 @@ type Graph struct {
 	Images      []layout.Image
 	Blobs       map[v1.Hash]*Node
 	Attachments []layout.Attachment
-	// Warnings lists attachments left out because they could not be fetched
-	// (only with WalkOptions.SkipBroken).
+	// Warnings lists attachments left out (only with WalkOptions.SkipBroken).
 	Warnings []string
+	// Skipped lists the same attachments, each with the reason.
+	Skipped []SkippedAttachment
+}
+
+// SkippedAttachment is an attachment a walk left out: the registry lists
+// it, but says it is absent or serves it invalid.
+type SkippedAttachment struct {
+	Subject string `json:"subject"` // repository@digest it is attached to
+	Kind    string `json:"kind"`    // cosign-signature, …, referrer
+	Digest  string `json:"digest,omitempty"`
+	Tag     string `json:"tag,omitempty"` // cosign tag
+	Reason  string `json:"reason"`
+}
+
+func (s SkippedAttachment) what() string {
+	if s.Tag != "" {
+		repo, _, _ := strings.Cut(s.Subject, "@")
+		return fmt.Sprintf("%s %s:%s of %s", s.Kind, repo, s.Tag, s.Subject)
+	}
+	return fmt.Sprintf("%s %s of %s", s.Kind, s.Digest, s.Subject)
 }
 
 // WalkOptions says how far a walk goes.
@@ -44,17 +64,48 @@ type WalkOptions struct {
 	Attachments bool
 	// ArtifactTypes, when set, keeps only referrers of these artifact types.
 	ArtifactTypes []string
-	// SkipBroken leaves out, with a warning, attachments that are listed but
-	// cannot be fetched; without it they fail the walk.
+	// SkipBroken leaves out, with a warning, attachments that the registry
+	// lists but says are absent (404) or serves invalid (wrong digest,
+	// unparsable); without it they fail the walk. Other failures (after
+	// retries) fail it either way: an export never silently lacks a
+	// signature because a request failed.
 	SkipBroken bool
 }
 
+// walker walks a graph. Each attachment is walked by a child walker whose
+// findings join its parent's only when the whole attachment was walked, so
+// an attachment left out leaves nothing of itself behind.
 type walker struct {
-	c    *Client
-	opts WalkOptions
-	mu   sync.Mutex
-	g    *Graph
-	seen map[string]bool // attachments recorded: subject|digest|tag
+	c      *Client
+	opts   WalkOptions
+	mu     *sync.Mutex // shared by the whole walk
+	g      *Graph
+	seen   map[string]bool // attachments recorded: subject|digest|tag
+	parent *walker
+}
+
+func (w *walker) child() *walker {
+	return &walker{c: w.c, opts: w.opts, mu: w.mu, g: &Graph{Blobs: map[v1.Hash]*Node{}}, seen: map[string]bool{}, parent: w}
+}
+
+// merge adds what a child walk found.
+func (w *walker) merge(sub *walker) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for d, n := range sub.g.Blobs {
+		if _, ok := w.g.Blobs[d]; !ok {
+			w.g.Blobs[d] = n
+		}
+	}
+	for _, a := range sub.g.Attachments {
+		key := a.Subject.String() + "|" + a.Digest.String() + "|" + a.Tag
+		if !w.seen[key] {
+			w.seen[key] = true
+			w.g.Attachments = append(w.g.Attachments, a)
+		}
+	}
+	w.g.Warnings = append(w.g.Warnings, sub.g.Warnings...)
+	w.g.Skipped = append(w.g.Skipped, sub.g.Skipped...)
 }
 
 // Walk resolves every reference and walks its graph: child manifests of
@@ -62,7 +113,7 @@ type walker struct {
 // (recorded, to be fetched later by FetchBlob) and, if asked, everything
 // attached to any manifest on the way. Manifests keep their exact bytes.
 func (c *Client) Walk(ctx context.Context, refs []string, opts WalkOptions) (*Graph, error) {
-	w := &walker{c: c, opts: opts, g: &Graph{Blobs: map[v1.Hash]*Node{}}, seen: map[string]bool{}}
+	w := &walker{c: c, opts: opts, mu: &sync.Mutex{}, g: &Graph{Blobs: map[v1.Hash]*Node{}}, seen: map[string]bool{}}
 	images := make([]layout.Image, len(refs))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(max(opts.Jobs, 1))
@@ -84,7 +135,7 @@ func (c *Client) Walk(ctx context.Context, refs []string, opts WalkOptions) (*Gr
 			}
 			images[i] = im
 			top := v1.Descriptor{Digest: m.Digest, Size: int64(len(m.Raw)), MediaType: typ(m.MediaType)}
-			return w.manifest(ctx, ref.Context(), top, m, 0)
+			return w.manifest(ctx, ref.Name(), ref.Context(), top, m, 0)
 		})
 	}
 	if err := eg.Wait(); err != nil {
@@ -98,6 +149,7 @@ func (c *Client) Walk(ctx context.Context, refs []string, opts WalkOptions) (*Gr
 		}
 	}
 	sort.Strings(w.g.Warnings)
+	sort.Slice(w.g.Skipped, func(i, j int) bool { return w.g.Skipped[i].what() < w.g.Skipped[j].what() })
 	return w.g, nil
 }
 
@@ -115,22 +167,27 @@ func platforms(m *Manifest) ([]string, error) {
 	return out, nil
 }
 
-// claim records that a blob is being handled, reporting false if it already was.
+// claim records that a blob is being handled, reporting false if it already
+// was, by this walk or one it is part of.
 func (w *walker) claim(n *Node) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, done := w.g.Blobs[n.Digest]; done {
-		return false
+	for x := w; x != nil; x = x.parent {
+		if _, done := x.g.Blobs[n.Digest]; done {
+			return false
+		}
 	}
 	w.g.Blobs[n.Digest] = n
 	return true
 }
 
 // manifest records a manifest (fetching it unless m is given), descends into
-// what it names, then into what is attached to it.
-func (w *walker) manifest(ctx context.Context, repo name.Repository, d v1.Descriptor, m *Manifest, depth int) error {
+// what it names, then into what is attached to it. img is the reference the
+// walk started from, for messages.
+func (w *walker) manifest(ctx context.Context, img string, repo name.Repository, d v1.Descriptor, m *Manifest, depth int) error {
+	where := repo.String() + "@" + d.Digest.String()
 	if depth > layout.MaxDepth {
-		return fmt.Errorf("%s@%s: graph nested more than %d levels deep", repo, d.Digest, layout.MaxDepth)
+		return &InvalidError{What: where, Reason: fmt.Sprintf("graph nested more than %d levels deep", layout.MaxDepth)}
 	}
 	if m == nil {
 		var err error
@@ -138,7 +195,7 @@ func (w *walker) manifest(ctx context.Context, repo name.Repository, d v1.Descri
 			return err
 		}
 		if int64(len(m.Raw)) != d.Size {
-			return &IntegrityError{Where: repo.String() + "@" + d.Digest.String(), Want: d.Digest, Got: fmt.Sprintf("%d bytes instead of %d", len(m.Raw), d.Size)}
+			return &IntegrityError{Where: where, Want: d.Digest, Got: fmt.Sprintf("%d bytes instead of %d", len(m.Raw), d.Size)}
 		}
 	}
 	mt := string(d.MediaType)
@@ -147,7 +204,7 @@ func (w *walker) manifest(ctx context.Context, repo name.Repository, d v1.Descri
 	}
 	kids, err := layout.Children(mt, m.Raw)
 	if err != nil {
-		return fmt.Errorf("%s@%s: %w", repo, d.Digest, err)
+		return &InvalidError{What: where, Reason: err.Error()}
 	}
 	if !w.claim(&Node{Blob: layout.Blob{Digest: d.Digest, Size: d.Size, MediaType: mt, Kind: layout.KindOf(mt)}, Desc: d, Repo: repo, Data: m.Raw}) {
 		return nil
@@ -155,25 +212,26 @@ func (w *walker) manifest(ctx context.Context, repo name.Repository, d v1.Descri
 	for _, k := range kids {
 		switch k.Kind {
 		case layout.KindIndex, layout.KindManifest:
-			err = w.manifest(ctx, repo, k.Descriptor, nil, depth+1)
+			err = w.manifest(ctx, img, repo, k.Descriptor, nil, depth+1)
 		default:
-			err = w.blob(ctx, repo, k)
+			err = w.blob(ctx, img, repo, k)
 		}
 		if err != nil {
 			return err
 		}
 	}
 	if w.opts.Attachments {
-		return w.attachments(ctx, repo, d.Digest, depth)
+		return w.attachments(ctx, img, repo, d.Digest, depth)
 	}
 	return nil
 }
 
-func (w *walker) blob(ctx context.Context, repo name.Repository, k layout.Child) error {
+func (w *walker) blob(ctx context.Context, img string, repo name.Repository, k layout.Child) error {
 	n := &Node{Blob: layout.Blob{Digest: k.Digest, Size: k.Size, MediaType: string(k.MediaType), Kind: k.Kind}, Desc: k.Descriptor, Repo: repo}
+	where := repo.String() + "@" + k.Digest.String()
 	if k.Kind == layout.KindConfig {
 		if k.Size > layout.MaxConfigSize {
-			return fmt.Errorf("%s@%s: config of %d bytes, over the %d limit", repo, k.Digest, k.Size, layout.MaxConfigSize)
+			return &InvalidError{What: where, Reason: fmt.Sprintf("config of %d bytes, over the %d limit", k.Size, layout.MaxConfigSize)}
 		}
 		var buf bytes.Buffer
 		if err := w.c.FetchBlob(ctx, repo, k.Descriptor, &buf); err != nil {
@@ -181,12 +239,36 @@ func (w *walker) blob(ctx context.Context, repo name.Repository, k layout.Child)
 		}
 		n.Data = buf.Bytes()
 	}
-	w.claim(n)
-	return nil
+	if !w.claim(n) || len(k.URLs) == 0 {
+		return nil
+	}
+	return w.foreign(ctx, img, repo, k)
+}
+
+// foreign checks, before anything is written, that a foreign layer (one
+// whose descriptor lists URLs) can be carried: the registry holds it, or
+// the client may fetch it from an https URL.
+func (w *walker) foreign(ctx context.Context, img string, repo name.Repository, k layout.Child) error {
+	ok, err := w.c.headBlob(ctx, repo, k.Digest, false)
+	if err != nil || ok {
+		return err
+	}
+	fe := &ForeignLayerError{Image: img, Where: repo.String() + "@" + k.Digest.String(), URLs: k.URLs}
+	if !w.c.allowForeign {
+		fe.Reason = "the registry does not have it, and relocate does not fetch the URLs of foreign layers unless --allow-foreign-layers is given (https only)"
+		return fe
+	}
+	for _, u := range k.URLs {
+		if strings.HasPrefix(u, "https://") {
+			return nil
+		}
+	}
+	fe.Reason = "the registry does not have it, and none of its URLs is https"
+	return fe
 }
 
 // attachments finds cosign tags and OCI referrers of subject and walks each.
-func (w *walker) attachments(ctx context.Context, repo name.Repository, subject v1.Hash, depth int) error {
+func (w *walker) attachments(ctx context.Context, img string, repo name.Repository, subject v1.Hash, depth int) error {
 	where := repo.String() + "@" + subject.String()
 	for _, suffix := range []string{".sig", ".att", ".sbom"} {
 		kind := layout.CosignSuffixes[suffix]
@@ -196,9 +278,9 @@ func (w *walker) attachments(ctx context.Context, repo name.Repository, subject 
 			continue
 		}
 		if err == nil {
-			err = w.attach(ctx, repo, subject, m, kind, tag, depth)
+			err = w.attach(ctx, img, repo, subject, m, kind, tag, depth)
 		}
-		if err = w.broken(err, fmt.Sprintf("%s %s:%s of %s", kind, repo, tag, where)); err != nil {
+		if err = w.broken(err, SkippedAttachment{Subject: where, Kind: kind, Tag: tag}); err != nil {
 			return err
 		}
 	}
@@ -210,15 +292,15 @@ func (w *walker) attachments(ctx context.Context, repo name.Repository, subject 
 		m, err := w.c.GetManifest(ctx, repo.Digest(d.Digest.String()))
 		if err == nil {
 			if a := layout.ArtifactOf(m.Raw); a.Subject == nil || *a.Subject != subject {
-				err = fmt.Errorf("listed as a referrer, but its subject is not %s", subject)
+				err = &InvalidError{What: repo.String() + "@" + d.Digest.String(), Reason: fmt.Sprintf("listed as a referrer, but its subject is not %s", subject)}
 			} else if !w.wanted(a.Type) {
 				continue
 			}
 		}
 		if err == nil {
-			err = w.attach(ctx, repo, subject, m, layout.AttachReferrer, "", depth)
+			err = w.attach(ctx, img, repo, subject, m, layout.AttachReferrer, "", depth)
 		}
-		if err = w.broken(err, fmt.Sprintf("referrer %s of %s", d.Digest, where)); err != nil {
+		if err = w.broken(err, SkippedAttachment{Subject: where, Kind: layout.AttachReferrer, Digest: d.Digest.String()}); err != nil {
 			return err
 		}
 	}
@@ -229,35 +311,58 @@ func (w *walker) wanted(artifactType string) bool {
 	return len(w.opts.ArtifactTypes) == 0 || slices.Contains(w.opts.ArtifactTypes, artifactType)
 }
 
-// broken turns a failed attachment into an error, or into a warning when
-// the user chose to export without what cannot be fetched.
-func (w *walker) broken(err error, what string) error {
+// skippable: the registry says the attachment is absent, or serves it
+// invalid. Anything else (a registry that keeps failing, a network that
+// does) is no reason to export without it.
+func skippable(err error) bool {
+	var nf *NotFoundError
+	var ie *IntegrityError
+	var inv *InvalidError
+	return errors.As(err, &nf) || errors.As(err, &ie) || errors.As(err, &inv)
+}
+
+// broken turns a failed attachment into an error, or, when the user chose
+// to export without what the registry says is absent or invalid, into a
+// recorded skip.
+func (w *walker) broken(err error, s SkippedAttachment) error {
 	if err == nil {
 		return nil
 	}
-	msg := fmt.Sprintf("%s: %v", what, err)
-	if !w.opts.SkipBroken {
-		return fmt.Errorf("%s (use --skip-broken-referrers to export without it)", msg)
+	switch {
+	case !skippable(err):
+		if w.opts.SkipBroken {
+			return fmt.Errorf("%s: %w (not left out: --skip-broken-referrers leaves out only what the registry says is absent or serves invalid)", s.what(), err)
+		}
+		return fmt.Errorf("%s: %w", s.what(), err)
+	case !w.opts.SkipBroken:
+		return fmt.Errorf("%s: %w (use --skip-broken-referrers to export without it)", s.what(), err)
 	}
+	s.Reason = err.Error()
 	w.mu.Lock()
-	w.g.Warnings = append(w.g.Warnings, "left out "+msg)
+	w.g.Warnings = append(w.g.Warnings, fmt.Sprintf("left out %s: %s", s.what(), s.Reason))
+	w.g.Skipped = append(w.g.Skipped, s)
 	w.mu.Unlock()
 	return nil
 }
 
-func (w *walker) attach(ctx context.Context, repo name.Repository, subject v1.Hash, m *Manifest, kind, tag string, depth int) error {
+func (w *walker) attach(ctx context.Context, img string, repo name.Repository, subject v1.Hash, m *Manifest, kind, tag string, depth int) error {
 	art := layout.ArtifactOf(m.Raw)
 	a := layout.Attachment{Subject: subject, Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Raw)), Kind: kind, Tag: tag, ArtifactType: art.Type, Annotations: art.Annotations}
 	key := subject.String() + "|" + a.Digest.String() + "|" + tag
 	w.mu.Lock()
-	dup := w.seen[key]
-	w.seen[key] = true
-	if !dup {
-		w.g.Attachments = append(w.g.Attachments, a)
+	for x := w; x != nil; x = x.parent {
+		if x.seen[key] {
+			w.mu.Unlock()
+			return nil
+		}
 	}
 	w.mu.Unlock()
-	if dup {
-		return nil
+	sub := w.child()
+	sub.seen[key] = true
+	sub.g.Attachments = append(sub.g.Attachments, a)
+	if err := sub.manifest(ctx, img, repo, v1.Descriptor{Digest: m.Digest, Size: a.Size, MediaType: typ(m.MediaType)}, m, depth+1); err != nil {
+		return err
 	}
-	return w.manifest(ctx, repo, v1.Descriptor{Digest: m.Digest, Size: a.Size, MediaType: typ(m.MediaType)}, m, depth+1)
+	w.merge(sub)
+	return nil
 }

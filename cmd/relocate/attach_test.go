@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -254,14 +255,31 @@ func TestReferrerSelection(t *testing.T) {
 	}
 }
 
-// TestBrokenReferrer: a referrer the registry lists but fails to serve fails
-// the export, unless the user chooses to go on without it.
+// TestBrokenReferrer: a referrer the registry lists but fails to serve
+// fails the export. --skip-broken-referrers leaves out only what the
+// registry says is absent (404) or serves invalid, each listed in the
+// report; a referrer that fails now and then is retried and travels, and
+// one that keeps failing fails the export even with the flag.
 func TestBrokenReferrer(t *testing.T) {
 	needRegistries(t)
+	var mu sync.Mutex
 	var broken string
+	mode, fails := "", 0
 	host := memRegistry(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if broken != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/manifests/"+broken) {
+			mu.Lock()
+			hit := broken != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/manifests/"+broken)
+			m := mode
+			if hit {
+				fails++
+			}
+			n := fails
+			mu.Unlock()
+			switch {
+			case hit && m == "absent":
+				http.Error(w, `{"errors":[{"code":"MANIFEST_UNKNOWN"}]}`, http.StatusNotFound)
+				return
+			case hit && (m == "failing" || m == "flaky" && n <= 2):
 				http.Error(w, "storage driver error", http.StatusInternalServerError)
 				return
 			}
@@ -270,18 +288,73 @@ func TestBrokenReferrer(t *testing.T) {
 	})
 	s := pushSignedSet(t, host, "broken/app", 400)
 	broken = s.attached[1].digest // the notation signature of the index
+	set := func(m string) {
+		mu.Lock()
+		mode, fails = m, 0
+		mu.Unlock()
+	}
 	path := filepath.Join(t.TempDir(), "site.tar")
-	r := relocateCmd(t, nil, "export", "-o", path, "--plain-http", s.ref)
-	if r.code != exitFailure || !strings.Contains(r.stderr, broken) || !strings.Contains(r.stderr, "--skip-broken-referrers") {
-		t.Fatalf("export with a broken referrer: exit %d\n%s", r.code, r.stderr)
+	export := func(args ...string) result {
+		return relocateCmd(t, nil, append([]string{"export", "-o", path, "--plain-http", "--retries", "2", s.ref}, args...)...)
 	}
-	if _, err := os.Stat(path); err == nil {
-		t.Error("failed export left an archive")
+
+	set("failing")
+	for _, skip := range [][]string{nil, {"--skip-broken-referrers", "--json"}} {
+		r := export(skip...)
+		if r.code != exitFailure || !strings.Contains(r.stderr, broken) || !strings.Contains(r.stderr, "storage driver error") {
+			t.Fatalf("export %v with a referrer that keeps failing: exit %d, want %d\n%s", skip, r.code, exitFailure, r.stderr)
+		}
+		mu.Lock()
+		n := fails
+		mu.Unlock()
+		if n != 3 {
+			t.Errorf("export %v: the failing referrer was asked for %d times, want 3 (2 retries)", skip, n)
+		}
+		if _, err := os.Stat(path); err == nil {
+			t.Error("failed export left an archive")
+		}
+		set("failing")
 	}
-	r = relocateCmd(t, nil, "export", "-o", path, "--plain-http", "--skip-broken-referrers", s.ref)
+
+	set("absent")
+	if r := export(); r.code != exitFailure || !strings.Contains(r.stderr, broken) || !strings.Contains(r.stderr, "--skip-broken-referrers") {
+		t.Fatalf("export with an absent referrer: exit %d\n%s", r.code, r.stderr)
+	}
+	r := export("--skip-broken-referrers", "--json")
 	if r.code != 0 || !strings.Contains(r.stderr, "warning: left out referrer "+broken) {
 		t.Fatalf("export --skip-broken-referrers: exit %d\n%s", r.code, r.stderr)
 	}
+	var rep struct {
+		SkippedAttachments []struct{ Subject, Kind, Digest, Reason string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.SkippedAttachments) != 1 || rep.SkippedAttachments[0].Digest != broken || rep.SkippedAttachments[0].Kind != "referrer" || !strings.Contains(rep.SkippedAttachments[0].Reason, "not found") {
+		t.Errorf("skippedAttachments: %+v, want the absent referrer %s", rep.SkippedAttachments, broken)
+	}
+	if inArchive(t, path, broken) {
+		t.Errorf("the skipped referrer %s is in the archive", broken)
+	}
+	mustRun(t, "verify", path)
+
+	set("flaky")
+	r = export("--skip-broken-referrers", "--json")
+	if r.code != 0 || strings.Contains(r.stderr, "left out") {
+		t.Fatalf("export with a flaky referrer: exit %d\n%s", r.code, r.stderr)
+	}
+	if !inArchive(t, path, broken) {
+		t.Errorf("a referrer that failed twice then answered was left out")
+	}
+}
+
+// inArchive reports whether an archive's table of contents lists an
+// attachment with digest d.
+func inArchive(t *testing.T, path, d string) bool {
+	t.Helper()
+	var toc struct{ Attachments []struct{ Digest string } }
+	readEntry(t, path, "relocate-toc.json", &toc)
+	return slices.ContainsFunc(toc.Attachments, func(a struct{ Digest string }) bool { return a.Digest == d })
 }
 
 // TestAttachmentCannotMoveTags: an archive whose table of contents claims a

@@ -141,7 +141,15 @@ func quietFlag() cli.Flag {
 }
 
 func plainHTTPFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "plain-http", Usage: "talk HTTP, not HTTPS, to registries (loopback test registries)"}
+	return &cli.BoolFlag{Name: "plain-http", Usage: "talk plain HTTP, not HTTPS, to every registry (test registries); credentials then travel in clear text, and only to the registries named"}
+}
+
+func plainHTTPHostFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "plain-http-host", Usage: "talk plain HTTP to this registry only: `HOST[:PORT]` (repeatable; without a port, any port of HOST). Every other host gets HTTPS, loopback and private addresses included"}
+}
+
+func retriesFlag() cli.Flag {
+	return &cli.IntFlag{Name: "retries", Value: mirror.DefaultRetries, Usage: "retry a registry request that failed for a reason that may pass (5xx, 429 after its Retry-After, a reset connection, a body cut short) up to `N` times, waiting longer each time; content that does not match its digest is never retried"}
 }
 
 func jobsFlag() cli.Flag {
@@ -328,7 +336,12 @@ func newApp(e *env) *cli.App {
 2 usage; 3 verification refused (the archive is bad or hostile).
 
 Credentials come from the docker config (~/.docker/config.json) and its
-credential helpers. Flags may come before or after the arguments.`,
+credential helpers. Registries are reached over HTTPS, whatever their
+address (loopback and private ones included), unless --plain-http (every
+registry) or --plain-http-host HOST[:PORT] (that one) says otherwise;
+credentials never go over plain HTTP to a host not named. Requests that fail
+for a reason that may pass are retried (--retries). Flags may come before or
+after the arguments.`,
 		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e), versionCmd(e)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -344,8 +357,20 @@ func withUsage(c *cli.Command) *cli.Command {
 	return c
 }
 
-func client(c *cli.Context) *mirror.Client {
-	return mirror.New(mirror.WithPlainHTTP(c.Bool("plain-http")), mirror.WithUserAgent("relocate"))
+// client makes the registry client the network flags describe.
+func client(c *cli.Context) (*mirror.Client, error) {
+	hosts := c.StringSlice("plain-http-host")
+	for _, h := range hosts {
+		if err := mirror.CheckPlainHTTPHost(h); err != nil {
+			return nil, usagef("--plain-http-host %q: want HOST or HOST:PORT", h)
+		}
+	}
+	if c.Int("retries") < 0 {
+		return nil, usagef("--retries %d: want 0 or more", c.Int("retries"))
+	}
+	return mirror.New(mirror.WithPlainHTTP(c.Bool("plain-http")), mirror.WithPlainHTTPHosts(hosts...),
+		mirror.WithRetries(c.Int("retries")), mirror.WithForeignLayers(c.Bool("allow-foreign-layers")),
+		mirror.WithUserAgent("relocate")), nil
 }
 
 // progress returns bars on a terminal, else nothing.
@@ -393,14 +418,15 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringFlag{Name: "compress", Usage: "zstd, gzip or none (default: from the file extension)"},
 			&cli.BoolFlag{Name: "no-referrers", Usage: "leave out signatures, SBOMs, attestations and other attached artifacts"},
 			&cli.StringSliceFlag{Name: "referrers-filter", Usage: "keep only OCI referrers of this `ARTIFACT_TYPE` (repeatable; cosign tags are always kept)"},
-			&cli.BoolFlag{Name: "skip-broken-referrers", Usage: "export without attached artifacts that are listed but cannot be fetched (reported as warnings) instead of failing"},
+			&cli.BoolFlag{Name: "skip-broken-referrers", Usage: "export without attached artifacts that the registry lists but says are absent (404) or serves invalid (wrong digest, unparsable), each reported, instead of failing; other failures still fail the export"},
+			&cli.BoolFlag{Name: "allow-foreign-layers", Usage: "fetch a foreign (non-distributable) layer the registry does not hold from the https URLs its manifest lists (no credentials, no redirect to another host); without it such an image is refused"},
 			&cli.StringSliceFlag{Name: "bundle", Usage: "carry a CNAB bundle: a reference to one stored the cnab-to-oci way, or `FILE[=REF]` for a bundle.json (REF defaults to localhost/NAME:VERSION) (repeatable)"},
 			&cli.StringSliceFlag{Name: "tuf", Usage: "carry the metadata chain of TUF repository `NAME=URL` (repeatable)"},
 			&cli.StringSliceFlag{Name: "tuf-root", Usage: "verify repository NAME from this trusted root before packing it: `NAME=FILE`"},
 			&cli.StringSliceFlag{Name: "tuf-targets", Usage: "carry the target files of repository NAME whose names match `NAME=GLOB` (* matches any run, / included), e.g. sigstore=trusted_root.json (repeatable)"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
-			warnFlag(), jobsFlag(), plainHTTPFlag(), jsonFlag(), quietFlag(),
+			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			out := c.String("output")
@@ -435,12 +461,16 @@ is compressed; "-o -" writes to stdout.`,
 			if err != nil {
 				return err
 			}
+			cl, err := client(c)
+			if err != nil {
+				return err
+			}
 			b := e.progress(c)
 			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
 				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
-				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
 			})
 			b.wait()
 			if err != nil {
@@ -552,7 +582,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
 			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
 			requireSignaturesFlag(), sigstoreRootFlag(),
-			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), plainHTTPFlag(), jsonFlag(), quietFlag(),
+			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
@@ -566,10 +596,14 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if err != nil {
 				return err
 			}
+			cl, err := client(c)
+			if err != nil {
+				return err
+			}
 			b := e.progress(c)
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
 				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
-				Jobs: c.Int("jobs"), Client: client(c), Progress: progressOf(b),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
 			})
 			b.wait()
 			if rep == nil {

@@ -8,15 +8,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/relocate-dev/relocate/internal/testregistry"
 )
 
 // entry is one tar entry of an archive being tampered with.
@@ -262,7 +261,7 @@ func TestRegistryFailsMidImport(t *testing.T) {
 		return false
 	})
 
-	r := relocateCmd(t, nil, "import", path, "--to", proxyHost+"/flaky", "--plain-http", "--jobs", "1")
+	r := relocateCmd(t, nil, "import", path, "--to", proxyHost+"/flaky", "--plain-http", "--jobs", "1", "--retries", "1")
 	if r.code != exitFailure {
 		t.Fatalf("import through a failing registry: exit %d, want %d\n%s", r.code, exitFailure, r.stderr)
 	}
@@ -308,13 +307,5 @@ func TestStreamedImportWithoutMounts(t *testing.T) {
 // returning true. The proxy is closed when the test ends.
 func dstProxy(t *testing.T, intercept func(http.ResponseWriter, *http.Request) bool) string {
 	t.Helper()
-	target, _ := url.Parse("http://" + dst.Host)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !intercept(w, r) {
-			proxy.ServeHTTP(w, r)
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
+	return testregistry.NewProxy(t, dst.Host, testregistry.ProxyOptions{Intercept: intercept}).Host
 }

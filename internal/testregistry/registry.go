@@ -218,10 +218,13 @@ func (r *Registry) LogTail(n int) string {
 }
 
 // New starts a registry for t in t.TempDir() and stops it in t.Cleanup.
-// It skips t when the registry binary is absent, unless
+// It skips t under -short, and when the registry binary is absent, unless
 // RELOCATE_REQUIRE_REGISTRY=1, in which case it fails t.
 func New(t testing.TB) *Registry {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("testregistry: no registry process under -short")
+	}
 	if _, err := os.Stat(binary); err != nil {
 		if os.Getenv(requireEnv) == "1" {
 			t.Fatalf("testregistry: %s unavailable and %s=1: %v", binary, requireEnv, err)
