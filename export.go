@@ -376,4 +376,3 @@ func expiry(repos []layout.TUFRepo, warn time.Duration, now time.Time, warnings 
 	}
 	return first, warnings
 }
-
