@@ -309,4 +309,3 @@ func plan(c *mirror.Client, to string, images []layout.Image, closures map[strin
 	sort.Slice(out, func(i, j int) bool { return out[i].image.Ref < out[j].image.Ref })
 	return out, nil
 }
-
