@@ -170,7 +170,7 @@ func (cp *copier) layer(ctx context.Context, desc v1.Descriptor, open func() io.
 	if desc.Size <= smallBlob {
 		var buf bytes.Buffer
 		buf.Grow(int(desc.Size))
-		if err := mirror.CopyVerified(&buf, open(), desc, layout.BlobPath(desc.Digest)); err != nil {
+		if err := layout.CopyVerified(&buf, open(), desc, layout.BlobPath(desc.Digest)); err != nil {
 			return cp.failed(desc.Digest, err)
 		}
 		cp.prog.Add(desc.Size)
@@ -205,7 +205,7 @@ func (cp *copier) layer(ctx context.Context, desc v1.Descriptor, open func() io.
 	if err != nil {
 		return err
 	}
-	return cp.failed(desc.Digest, mirror.CopyVerified(io.Discard, prog.reader(r), desc, layout.BlobPath(desc.Digest)))
+	return cp.failed(desc.Digest, layout.CopyVerified(io.Discard, prog.reader(r), desc, layout.BlobPath(desc.Digest)))
 }
 
 // push sends a blob already checked to every repository that needs it.
@@ -216,13 +216,13 @@ func (cp *copier) push(ctx context.Context, b mirror.Blob) error {
 
 // check reads a blob no image needs through, checking it against its digest.
 func (cp *copier) check(desc v1.Descriptor, r io.Reader) error {
-	return cp.failed(desc.Digest, mirror.CopyVerified(io.Discard, r, desc, layout.BlobPath(desc.Digest)))
+	return cp.failed(desc.Digest, layout.CopyVerified(io.Discard, r, desc, layout.BlobPath(desc.Digest)))
 }
 
 // failed records content that does not match its digest as a problem of
 // the archive, and passes any other error on.
 func (cp *copier) failed(d v1.Hash, err error) error {
-	if !errors.As(err, new(*mirror.IntegrityError)) {
+	if !errors.As(err, new(*layout.IntegrityError)) {
 		return err
 	}
 	cp.mu.Lock()

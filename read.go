@@ -12,7 +12,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/layout"
-	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/verify"
 )
 
@@ -173,7 +172,7 @@ func (s *source) readHead() error {
 		if err != nil {
 			return s.streamErr(err)
 		}
-		if err := mirror.CopyVerified(io.Discard, bytes.NewReader(data), v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name); err != nil {
+		if err := layout.CopyVerified(io.Discard, bytes.NewReader(data), v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name); err != nil {
 			s.ps.Add(e.Name, "%s", reason(err))
 			continue
 		}
@@ -266,7 +265,7 @@ func (s *source) streamErr(err error) error {
 // reason is the message of an integrity error without the location prefix,
 // which the problem's subject already names.
 func reason(err error) string {
-	var ie *mirror.IntegrityError
+	var ie *layout.IntegrityError
 	if errors.As(err, &ie) {
 		return "content does not match its digest (got " + ie.Got + ")"
 	}

@@ -50,7 +50,7 @@ func carrySignatures(ctx context.Context, c *mirror.Client, g *mirror.Graph, job
 				if err != nil {
 					return err
 				}
-				if err := mirror.CopyVerified(&buf, bytes.NewReader(b), n.Desc, n.File); err != nil {
+				if err := layout.CopyVerified(&buf, bytes.NewReader(b), n.Desc, n.File); err != nil {
 					return err
 				}
 			} else if err := c.FetchBlob(ctx, n.Repo, n.Desc, &buf); err != nil {

@@ -9,7 +9,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/layout"
-	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/tufstore"
 	"github.com/relocate-dev/relocate/verify"
 	"golang.org/x/sync/errgroup"
@@ -112,7 +111,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 // else in stream order.
 func (s *source) hashLayers(ctx context.Context, jobs int, prog Progress) error {
 	check := func(e *archive.Entry, b layout.Blob, r io.Reader) error {
-		err := mirror.CopyVerified(progressWriter{prog}, r, v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name)
+		err := layout.CopyVerified(progressWriter{prog}, r, v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name)
 		if IsRefused(err) {
 			s.ps.Add(e.Name, "%s", reason(err))
 			return nil
