@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/relocate-dev/relocate/archive"
-	"github.com/relocate-dev/relocate/internal/atomicfile"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/tufstore"
@@ -50,6 +49,9 @@ type ExportOptions struct {
 	HTTPClient *http.Client
 	Client     *mirror.Client
 	Progress   Progress
+	// NoResume starts over, removing what an interrupted export to Output
+	// left, and leaves nothing behind if this one fails too.
+	NoResume bool
 }
 
 // ExportReport says what an export wrote.
@@ -70,6 +72,8 @@ type ExportReport struct {
 	// SkippedAttachments lists what --skip-broken-referrers left out: the
 	// registry listed it, but said it is absent or served it invalid.
 	SkippedAttachments []mirror.SkippedAttachment `json:"skippedAttachments,omitempty"`
+	// Resumed says what was taken from an interrupted earlier run.
+	Resumed *ResumeReport `json:"resumed,omitempty"`
 }
 
 // NotarySource is a Notary v1 GUN to carry, from a notary server; CA, if
@@ -197,24 +201,8 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if o.Output == "-" {
 		return rep, archive.WriteStream(ctx, o.Stdout, o.Compression, plan, content)
 	}
-	f, err := atomicfile.Create(o.Output, 0o644)
-	if err != nil {
+	if err := writeFile(ctx, o, rep, plan, content, content.heads, prog); err != nil {
 		return nil, err
-	}
-	defer f.Abort()
-	if o.Compression == archive.None {
-		err = archive.WriteParallel(ctx, f.File, plan, content, o.Jobs)
-	} else {
-		err = archive.WriteStream(ctx, f, o.Compression, plan, content)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if st, err := f.Stat(); err == nil {
-		rep.ArchiveSize = st.Size()
-	}
-	if err := f.Commit(); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", o.Output, err)
 	}
 	return rep, nil
 }

@@ -66,46 +66,132 @@ func writeEntries(ctx context.Context, f File, plan *Plan, c Content, jobs int, 
 }
 
 // WriteStream writes the archive sequentially, compressed as asked: for
-// pipes and compressors.
+// pipes and compressors. A compressed archive is a sequence of frames (zstd
+// frames, gzip members), which every decoder reads as one stream: one for
+// the metadata at the start, one for each fetched entry (a layer), one for
+// the end-of-archive marker. Frames are what lets a compressed export that
+// was interrupted resume (see Partial): one that ended is never written
+// again, and starting the next one needs no state of the compressor.
 func WriteStream(ctx context.Context, w io.Writer, comp Compression, plan *Plan, c Content) error {
-	var closer io.Closer
+	return writeFrames(ctx, w, comp, plan, c, 0, nil)
+}
+
+// framer compresses one frame at a time into w.
+type framer struct {
+	w    io.Writer
+	cur  io.Writer // the compressor of the open frame, or w
+	zw   *zstd.Encoder
+	gw   *gzip.Writer
+	comp Compression
+}
+
+func newFramer(w io.Writer, comp Compression) (*framer, error) {
+	f := &framer{w: w, cur: w, comp: comp}
 	switch comp {
 	case Zstd:
-		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		zw, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		w, closer = zw, zw
+		f.zw = zw
 	case Gzip:
-		gw := gzip.NewWriter(w)
-		w, closer = gw, gw
+		f.gw = gzip.NewWriter(nil)
 	case None:
 	default:
-		return fmt.Errorf("unknown compression %q (want zstd, gzip or none)", comp)
+		return nil, fmt.Errorf("unknown compression %q (want zstd, gzip or none)", comp)
 	}
-	tw := NewWriter(w, plan)
+	return f, nil
+}
+
+func (f *framer) begin() {
+	switch {
+	case f.zw != nil:
+		f.zw.Reset(f.w)
+		f.cur = f.zw
+	case f.gw != nil:
+		f.gw.Reset(f.w)
+		f.cur = f.gw
+	}
+}
+
+// end closes the frame: everything written so far is then in w.
+func (f *framer) end() error {
+	switch {
+	case f.zw != nil:
+		return f.zw.Close()
+	case f.gw != nil:
+		return f.gw.Close()
+	}
+	return nil
+}
+
+func (f *framer) Write(p []byte) (int, error) { return f.cur.Write(p) }
+
+// frame is a run of entries that WriteStream compresses as one frame.
+type frame struct{ first, last int }
+
+// framesOf cuts a plan into frames: each entry that is fetched (a layer)
+// alone, the runs of entries held in memory between them together.
+func framesOf(plan *Plan, c Content) []frame {
+	var out []frame
 	for i := range plan.Entries {
-		if data := c.Data(i); data != nil {
-			if err := tw.WriteNext(bytes.NewReader(data)); err != nil {
-				return err
-			}
+		if c.Data(i) == nil || len(out) == 0 || c.Data(out[len(out)-1].last) == nil {
+			out = append(out, frame{i, i})
 			continue
 		}
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(c.Fetch(ctx, i, pw)) }()
-		err := tw.WriteNext(pr)
-		pr.CloseWithError(err)
-		if err != nil {
+		out[len(out)-1].last = i
+	}
+	return out
+}
+
+// writeFrames writes plan's entries from entry from on (the first entry
+// of a frame), then the end-of-archive marker in a frame of its own.
+// frameEnd, if set, learns the last entry of each frame once the frame is
+// in w.
+func writeFrames(ctx context.Context, w io.Writer, comp Compression, plan *Plan, c Content, from int, frameEnd func(last int) error) error {
+	f, err := newFramer(w, comp)
+	if err != nil {
+		return err
+	}
+	tw := NewWriter(f, plan)
+	tw.next = from
+	for _, fr := range framesOf(plan, c) {
+		if fr.last < from {
+			continue
+		}
+		if fr.first != from && fr.first < from {
+			return fmt.Errorf("archive: entry %d is not the first of a frame", from)
+		}
+		f.begin()
+		for i := fr.first; i <= fr.last; i++ {
+			if data := c.Data(i); data != nil {
+				if err := tw.WriteNext(bytes.NewReader(data)); err != nil {
+					return err
+				}
+				continue
+			}
+			pr, pw := io.Pipe()
+			go func() { pw.CloseWithError(c.Fetch(ctx, i, pw)) }()
+			err := tw.WriteNext(pr)
+			pr.CloseWithError(err)
+			if err != nil {
+				return err
+			}
+		}
+		if err := f.end(); err != nil {
 			return err
 		}
+		if frameEnd != nil {
+			if err := frameEnd(fr.last); err != nil {
+				return err
+			}
+		}
 	}
+	f.begin()
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	if closer != nil {
-		return closer.Close()
-	}
-	return nil
+	return f.end()
 }
 
 // ParseCompression reads a compression name: zstd, gzip or none.
