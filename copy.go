@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/internal/pause"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"golang.org/x/sync/errgroup"
@@ -317,6 +318,7 @@ func (cp *copier) tagImage(ctx context.Context, t *target) (string, error) {
 	}
 	status := "unchanged"
 	if t.tag != "" {
+		pause.At("import-tag")
 		moved, err := cp.p.Tag(ctx, t.repo, t.tag, t.image.Digest, t.image.MediaType, cp.s.Small[t.image.Digest], t.current)
 		if err != nil {
 			return "", err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/internal/pause"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/tufstore"
@@ -189,9 +190,11 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err := cp.pushBlobs(ctx, targets); err != nil {
 		return nil, err
 	}
+	pause.At("import-blobs")
 	if err := cp.pushManifests(ctx, targets, rep); err != nil {
 		return nil, err
 	}
+	pause.At("import-manifests")
 	// Nothing is tagged with metadata that expired during the import.
 	if err := rep.Trust.checkFresh(o.Trust.now()); err != nil {
 		for _, pr := range problemsOf(err) {
@@ -205,6 +208,7 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if rep.Bundles, err = cp.pushBundles(ctx, targets, rep); err != nil {
 		return nil, err
 	}
+	pause.At("import-tagged")
 	st := cp.p.Stats()
 	rep.BlobsPushed, rep.BlobsMounted, rep.BlobsSkipped, rep.BytesPushed = st.Uploaded, st.Mounted, st.Present, st.Bytes
 	if err := s.ps.Err(); err != nil {
@@ -225,6 +229,7 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		if err := store.Commit(next); err != nil {
 			return nil, fmt.Errorf("committing the trusted state in %s: %w", store.Dir(), err)
 		}
+		pause.At("import-committed")
 		if err := record("ok", nil); err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/zstd"
@@ -84,6 +85,7 @@ type Partial struct {
 	reused int
 	rbytes int64
 
+	syncMu  sync.Mutex // one sync at a time: records go to the journal in order
 	mu      sync.Mutex
 	pending []record // complete, not yet known to be synced
 	durable int      // records of layers in the journal
@@ -443,6 +445,8 @@ func (p *Partial) complete(r record) {
 
 // Sync syncs the partial, then journals what was complete before it.
 func (p *Partial) Sync() error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
 	p.mu.Lock()
 	recs := p.pending
 	p.pending = nil
@@ -494,9 +498,47 @@ func (p *Partial) WriteAt(b []byte, off int64) (int, error) { return p.f.WriteAt
 // Reused is what was taken from an earlier run: entries and bytes.
 func (p *Partial) Reused() (int, int64) { return p.reused, p.rbytes }
 
+// journalEvery is how often the journal catches up while an export runs,
+// besides the syncs every flushEvery bytes: on a slow link, what a kill
+// loses is then seconds of transfer, not 64 MiB.
+var journalEvery = time.Second
+
 // Write writes what the partial lacks: in parallel at the plan's offsets
 // when uncompressed, else frame after frame from the first one missing.
 func (p *Partial) Write(ctx context.Context) error {
+	stop := make(chan struct{})
+	ticked := make(chan struct{})
+	var tickErr error // a write-back error is reported to one fsync only: it fails the export
+	go func() {
+		defer close(ticked)
+		t := time.NewTicker(journalEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				p.mu.Lock()
+				due := len(p.pending) > 0
+				p.mu.Unlock()
+				if due && tickErr == nil {
+					if err := p.Sync(); err != nil {
+						tickErr = fmt.Errorf("syncing the archive: %w", err)
+					}
+				}
+			}
+		}
+	}()
+	err := p.write(ctx)
+	close(stop)
+	<-ticked
+	if err == nil {
+		err = tickErr
+	}
+	return err
+}
+
+func (p *Partial) write(ctx context.Context) error {
 	if p.o.Compression == None {
 		return WriteParallel(ctx, p, p.plan, resumeContent{p}, p.o.Jobs)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/relocate-dev/relocate/internal/atomicfile"
+	"github.com/relocate-dev/relocate/internal/pause"
 )
 
 // The store's layout:
@@ -152,9 +153,19 @@ func (s *Store) Commit(state map[string]*RepoState) error {
 	if s.lock == nil {
 		return errors.New("commit without the state lock")
 	}
-	_, n, err := s.current()
+	cur, n, err := s.current()
 	if err != nil {
 		return err
+	}
+	// A commit of the state in force writes nothing: an import killed
+	// after its commit and run again ends with the same state, generation
+	// included, as one that was never killed.
+	if cur != "" {
+		if old, err := s.Load(); err == nil && sameState(old, state) {
+			os.Remove(filepath.Join(s.dir, currentLink+".tmp"))
+			s.prune(filepath.Base(cur))
+			return nil
+		}
 	}
 	next := fmt.Sprintf("gen-%06d", n+1)
 	gen := filepath.Join(s.dir, next)
@@ -202,6 +213,7 @@ func (s *Store) Commit(state map[string]*RepoState) error {
 	if err := atomicfile.SyncDir(gen); err != nil {
 		return err
 	}
+	pause.At("state-written")
 	tmp := filepath.Join(s.dir, currentLink+".tmp")
 	os.Remove(tmp)
 	if err := os.Symlink(next, tmp); err != nil {
@@ -213,8 +225,33 @@ func (s *Store) Commit(state map[string]*RepoState) error {
 	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return err
 	}
+	pause.At("state-swapped")
 	s.prune(next)
 	return nil
+}
+
+// sameState reports whether two states hold the same bytes.
+func sameState(a, b map[string]*RepoState) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name, x := range a {
+		y, ok := b[name]
+		if !ok || !bytes.Equal(x.Pinned, y.Pinned) || len(x.Files) != len(y.Files) || len(x.Delegated) != len(y.Delegated) {
+			return false
+		}
+		for f, c := range x.Files {
+			if d, ok := y.Files[f]; !ok || !bytes.Equal(c, d) {
+				return false
+			}
+		}
+		for r, v := range x.Delegated {
+			if w, ok := y.Delegated[r]; !ok || v != w {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // prune removes generations other than keep; a failure only leaves debris.

@@ -411,7 +411,12 @@ indexes with all their platforms) and writes one tar holding an OCI image
 layout. Every blob is stored once and checked against its digest as it is
 fetched; manifests keep their exact bytes, so digests never change.
 The file appears at its path only when complete. FILE ending in .zst or .gz
-is compressed; "-o -" writes to stdout.`,
+is compressed; "-o -" writes to stdout.
+
+An export that fails or is killed keeps what it completed in
+.FILE.relocate-partial (and its journal .FILE.relocate-resume); running the
+same export again checks that against its digests and fetches only the
+rest: the archive is the same, byte for byte. --no-resume starts over.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
@@ -426,6 +431,7 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringSliceFlag{Name: "tuf-targets", Usage: "carry the target files of repository NAME whose names match `NAME=GLOB` (* matches any run, / included), e.g. sigstore=trusted_root.json (repeatable)"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
+			&cli.BoolFlag{Name: "no-resume", Usage: "start over: remove what an interrupted export to FILE left, and leave nothing behind if this one fails"},
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -470,11 +476,14 @@ is compressed; "-o -" writes to stdout.`,
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
 				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), NoResume: c.Bool("no-resume"),
 			})
 			b.wait()
 			if err != nil {
 				return err
+			}
+			if r := rep.Resumed; r != nil {
+				e.say(c, "resumed an interrupted export: reused %d layer(s), %s, each checked against its digest\n", r.Entries, human(r.Bytes))
 			}
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(e.stderr, "warning: %s\n", w)
