@@ -232,7 +232,9 @@ func TestExportResumesAfterNetworkFailure(t *testing.T) {
 			mustRun(t, append([]string{"export", "-o", want, "--plain-http", "-q"}, through...)...)
 			plain := filepath.Join(t.TempDir(), "plain.tar")
 			mustRun(t, append([]string{"export", "-o", plain, "--plain-http", "-q"}, through...)...)
-			var toc struct{ Blobs []struct{ Digest, Kind string } }
+			var toc struct {
+				Blobs []struct{ Digest, Kind string }
+			}
 			readEntry(t, plain, "relocate-toc.json", &toc)
 			mu.Lock()
 			for _, b := range toc.Blobs {
