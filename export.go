@@ -49,6 +49,10 @@ type ExportOptions struct {
 	HTTPClient *http.Client
 	Client     *mirror.Client
 	Progress   Progress
+	// Since, if set, makes a delta: every layer the earlier archive it
+	// names (or that archive's relocate-toc.json) carried is left out and
+	// listed as expected at the site.
+	Since string
 	// NoResume starts over, removing what an interrupted export to Output
 	// left, and leaves nothing behind if this one fails too.
 	NoResume bool
@@ -72,6 +76,8 @@ type ExportReport struct {
 	// SkippedAttachments lists what --skip-broken-referrers left out: the
 	// registry listed it, but said it is absent or served it invalid.
 	SkippedAttachments []mirror.SkippedAttachment `json:"skippedAttachments,omitempty"`
+	// Delta lists what a delta leaves out, expecting it at the site.
+	Delta *DeltaInfo `json:"delta,omitempty"`
 	// Resumed says what was taken from an interrupted earlier run.
 	Resumed *ResumeReport `json:"resumed,omitempty"`
 }
@@ -135,6 +141,13 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		}
 	}
 	o.Refs = refs
+	var base *sinceBase
+	if o.Since != "" {
+		var err error
+		if base, err = readSince(o.Since); err != nil {
+			return nil, err
+		}
+	}
 	bundles, err := parseBundles(o.Bundles)
 	if err != nil {
 		return nil, err
@@ -172,6 +185,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		toc.Blobs = append(toc.Blobs, n.Blob)
 	}
 	toc.Sort()
+	if base != nil {
+		toc.LeaveOut(base.toc, base.digest, base.name)
+	}
 	indexJSON, err := layout.BuildIndex(toc.Images)
 	if err != nil {
 		return nil, err
@@ -193,7 +209,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	content := &exportContent{heads: [][]byte{[]byte(layout.LayoutVersion), indexJSON, tocJSON}, toc: toc, g: g, c: o.Client, prog: prog}
 	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments),
 		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Notary: toc.Notary, Bundles: toc.Bundles,
-		SkippedAttachments: g.Skipped}
+		SkippedAttachments: g.Skipped, Delta: deltaInfo(toc)}
 	rep.Expires, rep.Warnings = expiry(append(append([]layout.TUFRepo(nil), toc.TUF...), toc.Notary...), o.WarnExpiry, time.Now(), rep.Warnings)
 	prog.Stage("export", toc.TotalBytes())
 	defer prog.Done()

@@ -64,6 +64,8 @@ type ImportReport struct {
 	Bundles      []ImportedBundle  `json:"bundles,omitempty"`
 	// Signatures is the verdict of the policy's signature rules.
 	Signatures *verify.SignatureResult `json:"signatures,omitempty"`
+	// Delta lists what a delta expected at the destination.
+	Delta *DeltaInfo `json:"delta,omitempty"`
 }
 
 // target is one image's destination and what it needs.
@@ -170,7 +172,12 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		rep.Mapping[t.image.Ref] = dest(t)
 		rep.Images = append(rep.Images, ImportedImage{Ref: t.image.Ref, Target: dest(t), Digest: t.image.Digest, Status: "planned"})
 	}
+	rep.Delta = deltaInfo(s.TOC)
 	if o.DryRun {
+		// A dry run asks whether a delta's expected blobs are there too.
+		if err := checkExpected(ctx, o.Client, nil, s, targets, o.Jobs); err != nil {
+			return refuseDelta(rep, err, refuse)
+		}
 		rep.Verdict = "planned"
 		return rep, nil
 	}
@@ -186,6 +193,11 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	cp := newCopier(o.Client, s, prog, o.Jobs)
 	if err := cp.findComplete(ctx, targets); err != nil {
 		return nil, err
+	}
+	// A delta's expected blobs must all be at the destination before
+	// anything is pushed.
+	if err := checkExpected(ctx, o.Client, cp.p, s, targets, o.Jobs); err != nil {
+		return refuseDelta(rep, err, refuse)
 	}
 	if err := cp.pushBlobs(ctx, targets); err != nil {
 		return nil, err

@@ -19,6 +19,7 @@ type InspectReport struct {
 	Notary      []layout.TUFRepo `json:"notary,omitempty"`
 	Blobs       []layout.Blob    `json:"blobs"`
 	Bytes       int64            `json:"bytes"`
+	Delta       *DeltaInfo       `json:"delta,omitempty"`
 }
 
 // InspectedImage is an image and everything attached to it or to its
@@ -37,7 +38,7 @@ func Inspect(ctx context.Context, path string, stdin io.Reader) (*InspectReport,
 	}
 	defer s.Close()
 	rep := &InspectReport{Archive: path, Compression: string(s.R.Compression()), Blobs: s.TOC.Blobs, Bytes: s.TOC.TotalBytes(),
-		Bundles: s.TOC.Bundles, TUF: s.TOC.TUF, Notary: s.TOC.Notary}
+		Bundles: s.TOC.Bundles, TUF: s.TOC.TUF, Notary: s.TOC.Notary, Delta: deltaInfo(s.TOC)}
 	attached := s.TOC.AttachedTo()
 	for _, im := range s.TOC.Images {
 		ii := InspectedImage{Image: im}

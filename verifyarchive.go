@@ -48,6 +48,9 @@ type VerifyReport struct {
 	Bundles []verify.BundleTrust `json:"bundles,omitempty"`
 	// Signatures is the verdict of the policy's signature rules.
 	Signatures *verify.SignatureResult `json:"signatures,omitempty"`
+	// Delta lists what a delta expects at the site, unchecked here: only
+	// import can ask the destination.
+	Delta *DeltaInfo `json:"delta,omitempty"`
 }
 
 // Verify reads an archive once and checks every blob's size and digest, that
@@ -95,7 +98,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 
 	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.R.Compression()), Images: s.TOC.Images, Attachments: len(s.TOC.Attachments),
-		Blobs: len(s.TOC.Blobs), Bytes: s.TOC.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.TOC), Trust: tr, Bundles: bundleLevels(s.TOC, tr), Signatures: sigs}
+		Blobs: len(s.TOC.Blobs), Bytes: s.TOC.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.TOC), Trust: tr, Bundles: bundleLevels(s.TOC, tr), Signatures: sigs, Delta: deltaInfo(s.TOC)}
 	for _, im := range s.TOC.Images {
 		rep.Platforms += max(len(im.Platforms), 1)
 	}

@@ -204,6 +204,9 @@ type TOC struct {
 	TUF           []TUFRepo    `json:"tuf,omitempty"`
 	Notary        []TUFRepo    `json:"notary,omitempty"`
 	Bundles       []Bundle     `json:"bundles,omitempty"`
+	// Expected and Bases make a delta (schemaVersion 2, see delta.go).
+	Expected []Expected `json:"expected,omitempty"`
+	Bases    []Base     `json:"bases,omitempty"`
 }
 
 // AttachedTo indexes attachments by subject.
@@ -255,8 +258,8 @@ func ParseTOC(b []byte) (*TOC, error) {
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("%s: not valid JSON: %w", TOCFile, err)
 	}
-	if t.SchemaVersion != TOCSchemaVersion {
-		return nil, fmt.Errorf("%s: schemaVersion %d, want %d", TOCFile, t.SchemaVersion, TOCSchemaVersion)
+	if t.SchemaVersion != TOCSchemaVersion && t.SchemaVersion != DeltaSchemaVersion {
+		return nil, fmt.Errorf("%s: schemaVersion %d, want %d (or %d for a delta)", TOCFile, t.SchemaVersion, TOCSchemaVersion, DeltaSchemaVersion)
 	}
 	if len(t.Blobs) > MaxBlobs {
 		return nil, fmt.Errorf("%s: %d blobs, over the limit of %d", TOCFile, len(t.Blobs), MaxBlobs)
@@ -291,6 +294,9 @@ func ParseTOC(b []byte) (*TOC, error) {
 			return nil, fmt.Errorf("%s: blob %s listed twice", TOCFile, b.Digest)
 		}
 		seen[b.Digest] = true
+	}
+	if err := checkDelta(&t, seen); err != nil {
+		return nil, fmt.Errorf("%s: %w", TOCFile, err)
 	}
 	for _, im := range t.Images {
 		if err := CheckDigest(im.Digest); err != nil {

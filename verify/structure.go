@@ -23,6 +23,7 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 	for _, b := range toc.Blobs {
 		listed[b.Digest] = b
 	}
+	expected := expectedBlobs(toc)
 	checkIndex(toc, index, ps)
 	checkAttachments(toc, small, ps)
 	checkSignatureBlobs(toc, small, ps)
@@ -45,6 +46,13 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 		signatureBlobs(c, listed)
 		for _, d := range slices.Concat(c.Manifests, c.Blobs) {
 			b, found := listed[d.Digest]
+			if e, isExpected := expected[d.Digest]; isExpected && !found {
+				if why := expectedUse(e, d); why != "" {
+					ps.Add(d.Digest.String(), "expected at the site, but %s by %s", why, im.Ref)
+					ok = false
+				}
+				continue
+			}
 			switch {
 			case !found:
 				ps.Add(d.Digest.String(), "needed by %s but not in the table of contents", im.Ref)

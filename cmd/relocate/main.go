@@ -431,6 +431,7 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 			&cli.StringSliceFlag{Name: "tuf-targets", Usage: "carry the target files of repository NAME whose names match `NAME=GLOB` (* matches any run, / included), e.g. sigstore=trusted_root.json (repeatable)"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
+			&cli.StringFlag{Name: "since", Usage: "make a delta: leave out every layer that the earlier archive `OLD` (or its relocate-toc.json) carried or expected, listing each as expected at the site; import it where OLD was imported"},
 			&cli.BoolFlag{Name: "no-resume", Usage: "start over: remove what an interrupted export to FILE left, and leave nothing behind if this one fails"},
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		},
@@ -476,7 +477,7 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
 				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), NoResume: c.Bool("no-resume"),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), NoResume: c.Bool("no-resume"), Since: c.String("since"),
 			})
 			b.wait()
 			if err != nil {
@@ -503,6 +504,9 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 			}
 			if rep.Expires != nil {
 				e.say(c, "earliest TUF expiry: %s\n", rep.Expires.Format(time.RFC3339))
+			}
+			if d := rep.Delta; d != nil {
+				e.say(c, "delta: left out %d layer(s), %s, expected at the site (carried by %s)\n", len(d.Expected), human(d.ExpectedBytes), baseNames(d))
 			}
 			e.say(c, "exported %d image(s) with %d attached artifact(s), %d blobs, %s to %s\n", len(rep.Images), rep.Attachments, rep.Blobs, human(rep.Bytes), out)
 			return e.report(c, rep)
@@ -552,6 +556,7 @@ summary, or names every problem and exits 3.`,
 					}
 					e.say(c, "%s: ok: %d image(s), %d platform(s), %d attached artifact(s), %d blobs, %s\n", path, len(rep.Images), rep.Platforms, rep.Attachments, rep.Blobs, human(rep.Bytes))
 				}
+				e.sayExpected(c, rep.Delta, "expects")
 				for _, b := range rep.Bundles {
 					e.say(c, "bundle %s: CNAB Security level %s\n", b.Ref, b.Level)
 					if b.InTotoNote != "" {
@@ -650,6 +655,9 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			for _, ib := range rep.Bundles {
 				e.say(c, "bundle %s -> %s (bundle.json %s), relocation mapping attached\n", ib.Ref, ib.Target, ib.Digest)
 			}
+			if d := rep.Delta; d != nil && rep.Verdict != "refused" {
+				e.say(c, "delta: the %d blob(s) it expects (%s, carried by %s) are at the destination\n", len(d.Expected), human(d.ExpectedBytes), baseNames(d))
+			}
 			if jerr := e.report(c, rep); jerr != nil {
 				return jerr
 			}
@@ -712,6 +720,9 @@ func inspectCmd(e *env) *cli.Command {
 			}
 			for _, b := range rep.Bundles {
 				fmt.Fprintf(w, "  CNAB bundle %s: bundle.json %s, %d image(s)\n", b.Ref, b.Digest, len(b.Images))
+			}
+			if d := rep.Delta; d != nil {
+				fmt.Fprintf(w, "  delta: expects %d layer(s), %s, at the site, carried by %s\n", len(d.Expected), human(d.ExpectedBytes), baseNames(d))
 			}
 			for _, group := range []struct {
 				kind  string
