@@ -16,14 +16,14 @@ func hashOf(c byte) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.R
 func TestLeaveOut(t *testing.T) {
 	mon, tue := hashOf('1'), hashOf('2')
 	base := &TOC{SchemaVersion: DeltaSchemaVersion,
-		Blobs: []Blob{{Digest: hashOf('a'), Size: 10, Kind: KindLayer}, {Digest: hashOf('c'), Size: 5, Kind: KindConfig}, {Digest: hashOf('d'), Size: 9, Kind: KindLayer}},
+		Blobs:    []Blob{{Digest: hashOf('a'), Size: 10, Kind: KindLayer}, {Digest: hashOf('c'), Size: 5, Kind: KindConfig}, {Digest: hashOf('d'), Size: 9, Kind: KindLayer}},
 		Expected: []Expected{{Digest: hashOf('b'), Size: 20, Kind: KindLayer, CarriedBy: mon}},
 		Bases:    []Base{{TOC: mon, Name: "monday.tar"}}}
 	toc := &TOC{SchemaVersion: TOCSchemaVersion, Blobs: []Blob{
-		{Digest: hashOf('c'), Size: 5, Kind: KindConfig},   // metadata: travels
-		{Digest: hashOf('a'), Size: 10, Kind: KindLayer},   // carried by tuesday
-		{Digest: hashOf('b'), Size: 20, Kind: KindLayer},   // expected by tuesday, carried by monday
-		{Digest: hashOf('d'), Size: 99, Kind: KindLayer},   // another size: not the same blob
+		{Digest: hashOf('c'), Size: 5, Kind: KindConfig},  // metadata: travels
+		{Digest: hashOf('a'), Size: 10, Kind: KindLayer},  // carried by tuesday
+		{Digest: hashOf('b'), Size: 20, Kind: KindLayer},  // expected by tuesday, carried by monday
+		{Digest: hashOf('d'), Size: 99, Kind: KindLayer},  // another size: not the same blob
 		{Digest: hashOf('e'), Size: 30, Kind: KindLayer}}} // new
 	if n := toc.LeaveOut(base, tue, "tuesday.tar"); n != 2 {
 		t.Fatalf("left out %d blobs, want 2", n)
