@@ -89,7 +89,10 @@ func newFramer(w io.Writer, comp Compression) (*framer, error) {
 	f := &framer{w: w, cur: w, comp: comp}
 	switch comp {
 	case Zstd:
-		zw, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		// Every frame declares its window, small ones too (the encoder
+		// would write a frame that fits one block as single-segment): a
+		// reader holds every frame to the same window limit.
+		zw, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithSingleSegment(false))
 		if err != nil {
 			return nil, err
 		}
