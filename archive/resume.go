@@ -126,12 +126,11 @@ func OpenPartial(ctx context.Context, path string, plan *Plan, c Content, o Part
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	// A file system without locks (some NFS mounts) only loses the guard
+	// against two exports to one file at once.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%s: %w (%s is locked)", path, ErrPartialBusy, p.partial)
-		}
-		return nil, fmt.Errorf("locking %s: %w", p.partial, err)
+		return nil, fmt.Errorf("%s: %w (%s is locked)", path, ErrPartialBusy, p.partial)
 	}
 	p.f = f
 	kept, err := p.resume(ctx)
@@ -677,7 +676,7 @@ func RemovePartial(path string) error {
 		return err
 	}
 	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); errors.Is(err, syscall.EWOULDBLOCK) {
 		return fmt.Errorf("%s: %w (%s is locked)", path, ErrPartialBusy, partial)
 	}
 	os.Remove(journal)

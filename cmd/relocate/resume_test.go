@@ -230,18 +230,9 @@ func TestExportResumesAfterNetworkFailure(t *testing.T) {
 			}
 			want := filepath.Join(t.TempDir(), name)
 			mustRun(t, append([]string{"export", "-o", want, "--plain-http", "-q"}, through...)...)
-			plain := filepath.Join(t.TempDir(), "plain.tar")
-			mustRun(t, append([]string{"export", "-o", plain, "--plain-http", "-q"}, through...)...)
-			var toc struct {
-				Blobs []struct{ Digest, Kind string }
-			}
-			readEntry(t, plain, "relocate-toc.json", &toc)
+			got := layersOf(t, through)
 			mu.Lock()
-			for _, b := range toc.Blobs {
-				if b.Kind == "layer" {
-					layers[b.Digest] = true
-				}
-			}
+			layers = got
 			mu.Unlock()
 
 			dir := t.TempDir()
@@ -280,8 +271,8 @@ func TestExportResumesAfterNetworkFailure(t *testing.T) {
 			if had == 0 {
 				t.Fatal("the failed run completed no layer: nothing to resume")
 			}
-			got, _ := os.ReadFile(out)
-			if w, _ := os.ReadFile(want); len(got) == 0 || !bytes.Equal(got, w) {
+			resumed, _ := os.ReadFile(out)
+			if w, _ := os.ReadFile(want); len(resumed) == 0 || !bytes.Equal(resumed, w) {
 				t.Fatalf("resumed archive differs from one written in one run")
 			}
 			if ents, _ := os.ReadDir(dir); len(ents) != 1 {
@@ -394,4 +385,69 @@ func TestImportKilledAnywhere(t *testing.T) {
 	if log, _ := os.ReadFile(filepath.Join(state, "audit.log")); !bytes.Contains(log, []byte(`"verdict":"ok"`)) {
 		t.Errorf("no successful import in the audit log:\n%s", log)
 	}
+}
+
+// layersOf exports refs and returns the digests of the layers the archive
+// carries.
+func layersOf(t *testing.T, refs []string) map[string]bool {
+	t.Helper()
+	plain := filepath.Join(t.TempDir(), "plain.tar")
+	mustRun(t, append([]string{"export", "-o", plain, "--plain-http", "-q"}, refs...)...)
+	var toc struct{ Blobs []struct{ Digest, Kind string } }
+	readEntry(t, plain, "relocate-toc.json", &toc)
+	layers := map[string]bool{}
+	for _, b := range toc.Blobs {
+		if b.Kind == "layer" {
+			layers[b.Digest] = true
+		}
+	}
+	return layers
+}
+
+// TestExportNoResume: --no-resume removes what a failed export kept and
+// starts over; failing too, it leaves nothing behind.
+func TestExportNoResume(t *testing.T) {
+	needRegistries(t)
+	var mu sync.Mutex
+	down := false
+	layers := map[string]bool{}
+	proxy := testregistry.NewProxy(t, src.Host, testregistry.ProxyOptions{Intercept: func(w http.ResponseWriter, r *http.Request) bool {
+		_, d, _ := strings.Cut(r.URL.Path, "/blobs/")
+		mu.Lock()
+		defer mu.Unlock()
+		if down && layers[d] && strings.Contains(r.URL.Path, "/other/list/") {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return true
+		}
+		return false
+	}}).Host
+	var through []string
+	for _, r := range refs {
+		through = append(through, proxy+strings.TrimPrefix(r, src.Host))
+	}
+	got := layersOf(t, through)
+	mu.Lock()
+	layers, down = got, true
+	mu.Unlock()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "site.tar")
+	args := append([]string{"export", "-o", out, "--plain-http", "--retries", "0", "--jobs", "1"}, through...)
+	if r := relocateCmd(t, nil, args...); r.code != exitFailure || !strings.Contains(r.stderr, "run the same export again to resume") {
+		t.Fatalf("export with the registry down: exit %d, want %d, keeping what it completed\n%s", r.code, exitFailure, r.stderr)
+	}
+	r := relocateCmd(t, nil, append(args, "--no-resume")...)
+	if r.code != exitFailure || strings.Contains(r.stderr, "run the same export again") {
+		t.Fatalf("--no-resume with the registry down: exit %d, want %d and nothing kept\n%s", r.code, exitFailure, r.stderr)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("a failed --no-resume export left %v", ents)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	r = mustRun(t, append(args, "--no-resume")...)
+	if strings.Contains(r.stderr, "resumed") {
+		t.Errorf("--no-resume resumed:\n%s", r.stderr)
+	}
+	mustRun(t, "verify", out, "-q")
 }
