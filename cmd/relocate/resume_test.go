@@ -393,7 +393,9 @@ func layersOf(t *testing.T, refs []string) map[string]bool {
 	t.Helper()
 	plain := filepath.Join(t.TempDir(), "plain.tar")
 	mustRun(t, append([]string{"export", "-o", plain, "--plain-http", "-q"}, refs...)...)
-	var toc struct{ Blobs []struct{ Digest, Kind string } }
+	var toc struct {
+		Blobs []struct{ Digest, Kind string }
+	}
 	readEntry(t, plain, "relocate-toc.json", &toc)
 	layers := map[string]bool{}
 	for _, b := range toc.Blobs {
