@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -56,6 +55,9 @@ type ExportOptions struct {
 	HTTPClient *http.Client
 	Client     *mirror.Client
 	Progress   Progress
+	// VolumeSize, when set, writes the archive as volumes Output.001, …
+	// of at most this many bytes, and their index (see VolumesReport).
+	VolumeSize int64
 }
 
 // ExportReport says what an export wrote.
@@ -76,6 +78,8 @@ type ExportReport struct {
 	// SkippedAttachments lists what --skip-broken-referrers left out: the
 	// registry listed it, but said it is absent or served it invalid.
 	SkippedAttachments []mirror.SkippedAttachment `json:"skippedAttachments,omitempty"`
+	// Volumes describes the volume set written with VolumeSize.
+	Volumes *VolumesReport `json:"volumes,omitempty"`
 }
 
 // NotarySource is a Notary v1 GUN to carry, from a notary server; CA, if
@@ -128,6 +132,9 @@ func sourceRef(ref string) (string, error) {
 func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if len(o.Refs) == 0 && len(o.Bundles) == 0 {
 		return nil, fmt.Errorf("nothing to export: give at least one image reference or bundle")
+	}
+	if err := checkVolumeOptions(o); err != nil {
+		return nil, err
 	}
 	refs := make([]string, len(o.Refs))
 	for i, r := range o.Refs {
@@ -218,6 +225,14 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if o.Output == "-" {
 		return rep, writeStream(ctx, o.Stdout, o.Compression, plan, content, fetch)
 	}
+	if o.VolumeSize > 0 {
+		return rep, exportVolumes(ctx, o, rep, func(f parallelFile, w io.Writer) error {
+			if f != nil {
+				return writeParallel(ctx, f, plan, content, fetch, o.Jobs)
+			}
+			return writeStream(ctx, w, o.Compression, plan, content, fetch)
+		}, tocJSON)
+	}
 	f, err := atomicfile.Create(o.Output, 0o644)
 	if err != nil {
 		return nil, err
@@ -253,7 +268,7 @@ func compressionFor(path string) archive.Compression {
 // writeParallel writes an uncompressed archive into a file: headers and
 // metadata first, then layers fetched by jobs workers, each written straight
 // to its precomputed offset, so the result equals a sequential write.
-func writeParallel(ctx context.Context, f *os.File, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error, jobs int) error {
+func writeParallel(ctx context.Context, f parallelFile, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error, jobs int) error {
 	if err := plan.WriteHeaders(f); err != nil {
 		return err
 	}
@@ -265,7 +280,7 @@ func writeParallel(ctx context.Context, f *os.File, plan *archive.Plan, content 
 	return err
 }
 
-func writeLayers(ctx context.Context, f *os.File, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error, jobs int, flush *flusher) error {
+func writeLayers(ctx context.Context, f parallelFile, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error, jobs int, flush *flusher) error {
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(jobs)
 	for i, e := range plan.Entries {

@@ -35,6 +35,8 @@ type ImportOptions struct {
 	BeforeCommit func() error
 	Client       *mirror.Client
 	Progress     Progress
+	// Volumes finds and checks a volume set; see VolumeOptions.
+	Volumes VolumeOptions
 }
 
 // ErrUsage marks a mistake in how an operation was asked for (exit 2).
@@ -110,7 +112,7 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := openArchive(o.Archive, o.Stdin)
+	s, err := openArchive(o.Archive, o.Stdin, o.Volumes)
 	if err != nil {
 		if !IsRefused(err) {
 			return nil, err
@@ -213,11 +215,19 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		total += s.blobs[d].Size
 	}
 	prog.Stage("import", total)
+	volumesChecked := s.checkVolumes(ctx, o.Jobs)
 	if err := p.pushBlobs(ctx, configs, o.Jobs); err != nil {
 		prog.Done()
 		return nil, err
 	}
 	prog.Done()
+	// A volume that does not match its index is bad media: no manifest
+	// is pushed from it.
+	if err := volumesChecked(); IsRefused(err) {
+		return refuse(err)
+	} else if err != nil {
+		return nil, err
+	}
 	for _, pr := range s.ps.List() {
 		if d, ok := layout.ParseBlobPath(pr.Subject); ok {
 			p.bad[d] = true

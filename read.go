@@ -36,6 +36,7 @@ type source struct {
 	// names every blob by digest.
 	tocDigest string
 	ps        *verify.Problems
+	vols      *volumeInput // a volume set read as one archive
 }
 
 func allowed(name string) bool {
@@ -46,20 +47,19 @@ func allowed(name string) bool {
 	return ok
 }
 
-// openArchive opens path ("-" for in) and reads everything before the first
-// layer: the layout marker, index.json, the table of contents and every
-// manifest and config. Problems with individual blobs are collected in
-// s.ps; a stream that cannot be read further is an error.
-func openArchive(path string, in io.Reader) (*source, error) {
+// openArchive opens path ("-" for in; a path may name a volume set) and
+// reads everything before the first layer: the layout marker, index.json,
+// the table of contents and every manifest and config. Problems with
+// individual blobs are collected in s.ps; a stream that cannot be read
+// further is an error.
+func openArchive(path string, in io.Reader, vo VolumeOptions) (*source, error) {
 	s := &source{blobs: map[v1.Hash]layout.Blob{}, small: map[v1.Hash][]byte{}, layers: map[v1.Hash]*archive.Entry{}, seen: map[v1.Hash]bool{}, ps: &verify.Problems{}}
 	var r io.Reader = in
 	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
+		var err error
+		if r, s.closer, s.vols, err = openInput(path, vo); err != nil {
 			return nil, err
 		}
-		s.closer = f
-		r = f
 	}
 	// Only a regular file can be read at offsets; a pipe, FIFO or device
 	// (stdin across a data diode) is read as a stream.
@@ -83,6 +83,7 @@ func openArchive(path string, in io.Reader) (*source, error) {
 	}
 	s.r = ar
 	if err := s.readHead(); err != nil {
+		err = s.diagnoseVolumes(err)
 		s.Close()
 		return nil, err
 	}
@@ -252,6 +253,7 @@ func (s *source) checkMissing() {
 // often been named already, by the digest of the blob it altered. Alone,
 // it stays what it is (an *archive.Error).
 func (s *source) streamErr(err error) error {
+	err = s.diagnoseVolumes(err)
 	if err == io.EOF || !IsRefused(err) || s.ps.Len() == 0 {
 		return err
 	}

@@ -426,6 +426,7 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringSliceFlag{Name: "tuf-targets", Usage: "carry the target files of repository NAME whose names match `NAME=GLOB` (* matches any run, / included), e.g. sigstore=trusted_root.json (repeatable)"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
+			volumeSizeFlag(),
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -461,6 +462,10 @@ is compressed; "-o -" writes to stdout.`,
 			if err != nil {
 				return err
 			}
+			volumeSize, err := volumeSize(c)
+			if err != nil {
+				return err
+			}
 			cl, err := client(c)
 			if err != nil {
 				return err
@@ -470,7 +475,7 @@ is compressed; "-o -" writes to stdout.`,
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
 				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), VolumeSize: volumeSize,
 			})
 			b.wait()
 			if err != nil {
@@ -496,6 +501,7 @@ is compressed; "-o -" writes to stdout.`,
 				e.say(c, "earliest TUF expiry: %s\n", rep.Expires.Format(time.RFC3339))
 			}
 			e.say(c, "exported %d image(s) with %d attached artifact(s), %d blobs, %s to %s\n", len(rep.Images), rep.Attachments, rep.Blobs, human(rep.Bytes), out)
+			e.sayVolumesWritten(c, rep.Volumes)
 			return e.report(c, rep)
 		},
 	})
@@ -512,7 +518,8 @@ index.json and the table of contents agree, and verifies trust metadata as
 import does (reading the site's state, never writing it). Exits 0 with a
 summary, or names every problem and exits 3.`,
 		Flags: []cli.Flag{
-			requireSignaturesFlag(), sigstoreRootFlag(),
+			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
+			&cli.BoolFlag{Name: "single-volume", Usage: "check only the volume given, even the first, against the set's index (a volume other than the first is always checked alone)"},
 			&cli.StringFlag{Name: "at", Usage: "judge expiry as of `TIME` (RFC 3339, e.g. 2026-08-22T00:00:00Z) instead of the local clock: for forensics and for metadata that has expired since; verify only, the report says the time used"},
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), jsonFlag(), quietFlag(),
 		},
@@ -532,8 +539,15 @@ summary, or names every problem and exits 3.`,
 				fmt.Fprintf(e.stderr, "warning: checking trust as of %s (--at), not at the local clock\n", to.At.UTC().Format(time.RFC3339))
 			}
 			b := e.progress(c)
-			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b)})
+			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b),
+				Volumes: volumeOptions(c)})
 			b.wait()
+			if rep != nil && e.sayVolumes(c, path, rep) { // one volume alone: nothing more to say
+				if jerr := e.report(c, rep); jerr != nil {
+					return jerr
+				}
+				return err
+			}
 			if rep != nil {
 				e.sayTrust(c, rep.Trust)
 				e.saySignatures(c, rep.Signatures)
@@ -581,7 +595,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
 			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
-			requireSignaturesFlag(), sigstoreRootFlag(),
+			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -603,7 +617,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			b := e.progress(c)
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
 				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), Volumes: volumeOptions(c),
 			})
 			b.wait()
 			if rep == nil {
