@@ -109,10 +109,7 @@ type volumeRef struct {
 // itself when only the set is there. It returns nil for anything else,
 // an archive in one file.
 func findVolumes(path string, o VolumeOptions) (*volumeRef, error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
+	dir, base := filepath.Dir(path), filepath.Base(path)
 	ref := &volumeRef{path: path, indexPath: o.Index}
 	var stem string
 	if vb, n, ok := archive.SplitVolumeName(base); ok {
@@ -143,7 +140,7 @@ func findVolumes(path string, o VolumeOptions) (*volumeRef, error) {
 	}
 	ref.indexDigest = fmt.Sprintf("sha256:%x", sha256.Sum256(raw))
 	if o.IndexDigest != "" && o.IndexDigest != ref.indexDigest {
-		return nil, verify.Refuse("volume index "+ref.indexPath, "sha256 %s is not the digest given (%s): not the index the export wrote", ref.indexDigest, o.IndexDigest)
+		return nil, verify.Refuse("volume index "+ref.indexPath, "%s is not the digest given (%s): not the index the export wrote", ref.indexDigest, o.IndexDigest)
 	}
 	ix, err := archive.ParseVolumeIndex(ref.indexPath, raw)
 	if err != nil {

@@ -238,7 +238,7 @@ func CreateVolumes(path string, size int64) (*VolumeWriter, error) {
 	if dir == "" {
 		dir = "."
 	}
-	if base == "" {
+	if base == "" || base == "." || base == ".." {
 		return nil, fmt.Errorf("%q names no file", path)
 	}
 	return &VolumeWriter{dir: dir, base: base, size: size, vol: sha256.New(), total: sha256.New()}, nil
