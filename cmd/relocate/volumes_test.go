@@ -217,7 +217,9 @@ func TestVolumesBad(t *testing.T) {
 			"volume 2"+of+"(site.tar.002): sha256", "holds the bytes of volume 1 (site.tar.001), so volumes are swapped")
 		r := relocateCmd(t, nil, "verify", p+".001", "--json")
 		refusedNaming(t, "verify of the set", r, "volume 1"+of+"(site.tar.001): sha256", "holds the bytes of volume 2 (site.tar.002)", "volume 2"+of+"(site.tar.002)")
-		var doc struct{ Problems []struct{ Subject, Reason string } }
+		var doc struct {
+			Problems []struct{ Subject, Reason string }
+		}
 		if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil || len(doc.Problems) == 0 {
 			t.Errorf("verify --json of a swapped set: %v\n%s", err, r.stdout)
 		}
@@ -297,4 +299,3 @@ func dirNames(t *testing.T, dir string) []string {
 	}
 	return out
 }
-
