@@ -220,12 +220,11 @@ type VolumeWriter struct {
 	at    bool       // WriteAt was used: digests are computed by reading back
 	err   error
 
-	// Sequential writes hash as they go.
-	pos   int64
-	vol   hash.Hash
-	total hash.Hash
-	sums  []string
 	done  bool
+
+	// Sequential writes are hashed as they go, beside the writing.
+	pos  int64
+	hash *seqHasher
 }
 
 // CreateVolumes starts a set for the archive path (volumes path.001, …),
@@ -241,7 +240,7 @@ func CreateVolumes(path string, size int64) (*VolumeWriter, error) {
 	if base == "" || base == "." || base == ".." {
 		return nil, fmt.Errorf("%q names no file", path)
 	}
-	return &VolumeWriter{dir: dir, base: base, size: size, vol: sha256.New(), total: sha256.New()}, nil
+	return &VolumeWriter{dir: dir, base: base, size: size}, nil
 }
 
 // file returns volume k's temporary file, creating it.
@@ -319,24 +318,89 @@ func (w *VolumeWriter) Write(p []byte) (int, error) {
 	if w.at {
 		return 0, errors.New("volumes: Write after WriteAt")
 	}
+	if w.hash == nil {
+		w.hash = newSeqHasher()
+	}
 	written := 0
 	for len(p) > 0 {
+		k := int(w.pos / w.size)
 		n := int(min(int64(len(p)), w.size-w.pos%w.size))
 		m, err := w.writeAt(p[:n], w.pos)
-		w.vol.Write(p[:m])
-		w.total.Write(p[:m])
+		w.hash.add(k, p[:m])
 		w.pos += int64(m)
 		written += m
-		if w.pos%w.size == 0 {
-			w.sums = append(w.sums, digestOf(w.vol))
-			w.vol.Reset()
-		}
 		if err != nil {
 			return written, err
 		}
 		p = p[n:]
 	}
 	return written, nil
+}
+
+// seqHasher hashes what is written in order, each volume and the whole,
+// in goroutines of its own: the writer does not wait for sha256 (on a
+// machine without sha256 instructions, slower than a disk), and memory
+// stays bounded by a few chunks.
+type seqHasher struct {
+	in    chan hashChunk
+	free  chan []byte
+	done  chan struct{}
+	sums  []string // by volume, once done
+	total string
+}
+
+type hashChunk struct {
+	vol int
+	b   []byte
+}
+
+const hashChunkSize, hashChunks = 1 << 20, 4
+
+func newSeqHasher() *seqHasher {
+	h := &seqHasher{in: make(chan hashChunk, hashChunks), free: make(chan []byte, hashChunks), done: make(chan struct{})}
+	for range hashChunks {
+		h.free <- make([]byte, 0, hashChunkSize)
+	}
+	go h.run()
+	return h
+}
+
+// add queues a copy of b, which belongs to volume vol.
+func (h *seqHasher) add(vol int, b []byte) {
+	for len(b) > 0 {
+		buf := <-h.free
+		n := min(len(b), hashChunkSize)
+		h.in <- hashChunk{vol, append(buf[:0], b[:n]...)}
+		b = b[n:]
+	}
+}
+
+func (h *seqHasher) run() {
+	defer close(h.done)
+	total, vol := sha256.New(), sha256.New()
+	cur := 0
+	var wg sync.WaitGroup
+	for c := range h.in {
+		if c.vol != cur {
+			h.sums = append(h.sums, digestOf(vol))
+			vol.Reset()
+			cur = c.vol
+		}
+		wg.Add(1)
+		go func() { total.Write(c.b); wg.Done() }()
+		vol.Write(c.b)
+		wg.Wait()
+		h.free <- c.b
+	}
+	h.sums = append(h.sums, digestOf(vol))
+	h.total = digestOf(total)
+}
+
+// finish waits for the hashes of everything added.
+func (h *seqHasher) finish() ([]string, string) {
+	close(h.in)
+	<-h.done
+	return h.sums, h.total
 }
 
 // Sync flushes every volume written so far to stable storage.
@@ -434,9 +498,6 @@ func (w *VolumeWriter) finish(a VolumeArchive) (*VolumeIndex, []byte, error) {
 		return nil, nil, errors.New("volumes: nothing was written")
 	}
 	n := int((total + w.size - 1) / w.size)
-	if !at && w.pos%w.size != 0 {
-		w.sums = append(w.sums, digestOf(w.vol))
-	}
 	ix := &VolumeIndex{SchemaVersion: 1, MediaType: VolumeIndexMediaType, VolumeSize: w.size, Archive: a}
 	ix.Archive.Name, ix.Archive.Size = w.base, total
 	for k := range n {
@@ -459,20 +520,23 @@ func (w *VolumeWriter) finish(a VolumeArchive) (*VolumeIndex, []byte, error) {
 	}
 	if at {
 		// Written at offsets: read back, in order, for the digests.
-		w.total.Reset()
+		total := sha256.New()
 		for k, v := range ix.Volumes {
 			vh := sha256.New()
-			if err := hashBoth(io.NewSectionReader(w.files[k], 0, v.Size), vh, w.total); err != nil {
+			if err := hashBoth(io.NewSectionReader(w.files[k], 0, v.Size), vh, total); err != nil {
 				return nil, nil, fmt.Errorf("reading back volume %d: %w", k+1, err)
 			}
 			ix.Volumes[k].Digest = digestOf(vh)
 		}
+		ix.Archive.Digest = digestOf(total)
 	} else {
+		sums, total := w.hash.finish()
+		w.hash = nil
 		for k := range ix.Volumes {
-			ix.Volumes[k].Digest = w.sums[k]
+			ix.Volumes[k].Digest = sums[k]
 		}
+		ix.Archive.Digest = total
 	}
-	ix.Archive.Digest = digestOf(w.total)
 	for _, f := range w.files {
 		if err := f.Close(); err != nil {
 			return nil, nil, err
@@ -510,6 +574,10 @@ func (w *VolumeWriter) Abort() {
 	files := w.files
 	w.files, w.done = nil, true
 	w.mu.Unlock()
+	if w.hash != nil {
+		w.hash.finish()
+		w.hash = nil
+	}
 	for _, f := range files {
 		if f != nil {
 			f.Close()
