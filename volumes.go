@@ -153,6 +153,18 @@ func findVolumes(path string, o VolumeOptions) (*volumeRef, error) {
 	return ref, nil
 }
 
+// notASet refuses volume options given for an archive in one file: the
+// user meant a set.
+func notASet(path string, o VolumeOptions) error {
+	switch {
+	case o.IndexDigest != "":
+		return fmt.Errorf("%w: --volume-index-digest given, but %s is not a volume set (no %s beside it)", ErrUsage, path, archive.IndexPath(path))
+	case o.Single:
+		return fmt.Errorf("%w: --single-volume given, but %s is not a volume of a set", ErrUsage, path)
+	}
+	return nil
+}
+
 // readIndex reads an index file, bounded: it comes from the media.
 func readIndex(path string) ([]byte, error) {
 	f, err := os.Open(path)
@@ -186,6 +198,9 @@ func openInput(path string, o VolumeOptions) (io.Reader, io.Closer, *volumeInput
 		return nil, nil, nil, err
 	}
 	if v == nil {
+		if err := notASet(path, o); err != nil {
+			return nil, nil, nil, err
+		}
 		f, err := os.Open(path)
 		if err != nil {
 			return nil, nil, nil, err
@@ -337,6 +352,10 @@ func verifyOneVolume(ctx context.Context, o VerifyOptions) (rep *VerifyReport, e
 		return refusedVerify(o.Archive, err), err, true
 	}
 	if v == nil || v.number == 0 || v.number == 1 && !o.Volumes.Single {
+		if o.Volumes.Single && v != nil {
+			err = fmt.Errorf("%w: --single-volume checks one volume: give it (%s, …), not the index", ErrUsage, v.set.Name(1))
+			return nil, err, true
+		}
 		return nil, nil, false
 	}
 	bad, err := v.set.CheckVolume(ctx, v.number, o.Archive)

@@ -411,7 +411,8 @@ indexes with all their platforms) and writes one tar holding an OCI image
 layout. Every blob is stored once and checked against its digest as it is
 fetched; manifests keep their exact bytes, so digests never change.
 The file appears at its path only when complete. FILE ending in .zst or .gz
-is compressed; "-o -" writes to stdout.`,
+is compressed; "-o -" writes to stdout. --volume-size cuts the archive into
+volumes FILE.001, FILE.002, … with an index FILE-volumes.json.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
@@ -516,7 +517,9 @@ func verifyCmd(e *env) *cli.Command {
 digest and size, that every manifest's references are present, and that
 index.json and the table of contents agree, and verifies trust metadata as
 import does (reading the site's state, never writing it). Exits 0 with a
-summary, or names every problem and exits 3.`,
+summary, or names every problem and exits 3. A volume set is read from its
+first volume or its index, every volume checked against the index; any
+other volume (or the first, with --single-volume) is checked alone.`,
 		Flags: []cli.Flag{
 			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
 			&cli.BoolFlag{Name: "single-volume", Usage: "check only the volume given, even the first, against the set's index (a volume other than the first is always checked alone)"},
