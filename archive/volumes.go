@@ -218,8 +218,6 @@ type VolumeWriter struct {
 	files []*os.File // temporary files, by volume; nil until written
 	end   int64      // one past the furthest byte written
 	at    bool       // WriteAt was used: digests are computed by reading back
-	err   error
-
 	done  bool
 
 	// Sequential writes are hashed as they go, beside the writing.
