@@ -249,8 +249,9 @@ type volumeInput struct {
 	once   sync.Once
 	bad    []*archive.VolumeError
 	err    error
-	cancel context.CancelFunc
 	mu     sync.Mutex
+	cancel context.CancelFunc
+	closed bool
 	// diagnosed: a refusal was traced to the volumes already.
 	diagnosed bool
 }
@@ -260,11 +261,15 @@ type volumeInput struct {
 // offsets, a pass over every volume.
 func (in *volumeInput) verdict(ctx context.Context, jobs int) ([]*archive.VolumeError, error) {
 	in.once.Do(func() {
-		ctx, cancel := context.WithCancel(ctx)
 		in.mu.Lock()
-		in.cancel = cancel
+		if in.closed {
+			in.mu.Unlock()
+			in.err = os.ErrClosed
+			return
+		}
+		ctx, in.cancel = context.WithCancel(ctx)
+		defer in.cancel()
 		in.mu.Unlock()
-		defer cancel()
 		if in.stream != nil {
 			in.bad, in.err = in.stream.Finish(ctx)
 		} else {
@@ -277,6 +282,7 @@ func (in *volumeInput) verdict(ctx context.Context, jobs int) ([]*archive.Volume
 // Close stops a check under way and closes the volumes.
 func (in *volumeInput) Close() error {
 	in.mu.Lock()
+	in.closed = true
 	if in.cancel != nil {
 		in.cancel()
 	}

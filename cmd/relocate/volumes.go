@@ -55,7 +55,7 @@ func (e *env) sayVolumesWritten(c *cli.Context, v *relocate.VolumesReport) {
 	if len(v.Volumes) > 1 {
 		names += " … " + last
 	}
-	e.say(c, "%d volume(s) of at most %s: %s; index %s\n", v.Count, human(v.VolumeSize), names, v.Index)
+	e.say(c, "%d volume(s) of at most %d bytes (%s): %s; index %s\n", v.Count, v.VolumeSize, human(v.VolumeSize), names, v.Index)
 	e.say(c, "volume index digest: %s (carry it apart from the media: verify or import --volume-index-digest %s)\n", v.IndexDigest, v.IndexDigest)
 	e.say(c, "archive: %s, sha256 %s (cat %s.* | sha256sum)\n", human(v.Archive.Size), strings.TrimPrefix(v.Archive.Digest, "sha256:"), v.Archive.Name)
 }
