@@ -26,12 +26,10 @@ type AuthError struct {
 }
 
 func (e *AuthError) Error() string {
-	var msg string
 	if e.Anonymous {
-		msg = fmt.Sprintf("no credentials for %s, and the registry requires them: store them with relocate login %s (or give --username with --password-stdin)", e.Host, e.Host)
-	} else {
-		msg = fmt.Sprintf("authentication failed for %s: the registry refused the username and password", e.Host)
+		return fmt.Sprintf("no credentials for %s, and the registry requires them: store them with relocate login %s (or give --username with --password-stdin)", e.Host, e.Host)
 	}
+	msg := fmt.Sprintf("authentication failed for %s: the registry refused the username and password", e.Host)
 	if e.Code != "" {
 		msg += " (" + e.Code + ")"
 	}
