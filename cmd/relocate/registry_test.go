@@ -93,7 +93,9 @@ func (s *site) exportedDigests(what string, args ...string) map[string]string {
 	s.t.Helper()
 	r := s.run("", append([]string{"export", "--json", "-q", "-o", filepath.Join(s.t.TempDir(), "out.tar")}, args...)...)
 	s.want(what, r, exitOK)
-	var rep struct{ Images []struct{ Ref, Digest string } }
+	var rep struct {
+		Images []struct{ Ref, Digest string }
+	}
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		s.t.Fatalf("%s: %v\n%s", what, err, r.stdout)
 	}
@@ -184,7 +186,9 @@ func TestSiteRegistry(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("config.json after login: %v, mode %v", err, fi.Mode().Perm())
 	}
-	var cfg struct{ Auths map[string]struct{ Auth string } }
+	var cfg struct {
+		Auths map[string]struct{ Auth string }
+	}
 	raw, _ := os.ReadFile(filepath.Join(config, "config.json"))
 	if json.Unmarshal(raw, &cfg); cfg.Auths[host].Auth != base64.StdEncoding.EncodeToString([]byte(siteUser+":"+s.password)) {
 		t.Errorf("config.json holds no docker auth entry for %s", host)
