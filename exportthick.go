@@ -83,5 +83,5 @@ func copyFile(n *mirror.Node, w io.Writer) error {
 		return err
 	}
 	defer f.Close()
-	return mirror.CopyVerified(w, f, n.Desc, n.File)
+	return layout.CopyVerified(w, f, n.Desc, n.File)
 }

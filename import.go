@@ -124,9 +124,9 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		return rep, err
 	}
 	defer s.Close()
-	verify.Names(s.toc, s.ps)
-	closures := verify.Structure(s.toc, s.index, s.small, s.ps)
-	verify.Bundles(s.toc, s.small, s.ps)
+	verify.Names(s.TOC, s.ps)
+	closures := verify.Structure(s.TOC, s.Index, s.Small, s.ps)
+	verify.Bundles(s.TOC, s.Small, s.ps)
 	var next map[string]*tufstore.RepoState
 	applies, err := s.trustApplies(o.Trust, store)
 	if err != nil {
@@ -161,7 +161,7 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err := s.ps.Err(); err != nil {
 		return refuse(err)
 	}
-	targets, err := plan(o.Client, to, s.toc.Images, closures)
+	targets, err := plan(o.Client, to, s.TOC.Images, closures)
 	if err != nil {
 		return nil, err
 	}
