@@ -40,19 +40,27 @@ type VolumesReport struct {
 	VolumeSize  int64  `json:"volumeSize"`
 	// Archive is the whole archive: size, sha256 (of `cat NAME.*`),
 	// compression, table of contents.
-	Archive archive.VolumeArchive `json:"archive"`
-	Volumes []archive.Volume      `json:"volumes,omitempty"`
+	Archive VolumeArchive `json:"archive"`
+	Volumes []Volume      `json:"volumes,omitempty"`
 	// Only is the one volume verify checked (verify NAME.NNN); the
 	// archive's content was not read.
 	Only int `json:"only,omitempty"`
+	// First is the set's first volume, as found (what to verify to check
+	// the archive's content).
+	First string `json:"first"`
 }
 
-// parallelFile is where an uncompressed archive is written at offsets:
-// a file, or a volume set.
-type parallelFile interface {
-	io.WriterAt
-	Sync() error
-}
+// The parts of a volume index that reports name.
+type (
+	// VolumeArchive is the whole archive a volume set makes up.
+	VolumeArchive = archive.VolumeArchive
+	// Volume is one volume: its file name, offset, size and sha256.
+	Volume = archive.Volume
+)
+
+// ParseSize reads a volume size: bytes, or a number with KB, MB, GB, TB
+// (decimal) or KiB, MiB, GiB, TiB (binary).
+func ParseSize(s string) (int64, error) { return archive.ParseSize(s) }
 
 // checkVolumeOptions refuses a volume size where volumes cannot be written.
 func checkVolumeOptions(o ExportOptions) error {
@@ -69,16 +77,16 @@ func checkVolumeOptions(o ExportOptions) error {
 // in parallel at offsets when uncompressed, else as one compressed stream
 // cut into volumes, so that the volumes concatenated are, byte for byte,
 // the archive an unsplit export writes.
-func exportVolumes(ctx context.Context, o ExportOptions, rep *ExportReport, write func(f parallelFile, seq io.Writer) error, tocJSON []byte) error {
+func exportVolumes(ctx context.Context, o ExportOptions, rep *ExportReport, plan *archive.Plan, c archive.Content, tocJSON []byte) error {
 	w, err := archive.CreateVolumes(o.Output, o.VolumeSize)
 	if err != nil {
 		return err
 	}
 	defer w.Abort()
 	if o.Compression == archive.None {
-		err = write(w, nil)
+		err = archive.WriteParallel(ctx, w, plan, c, o.Jobs)
 	} else {
-		err = write(nil, w)
+		err = archive.WriteStream(ctx, w, o.Compression, plan, c)
 	}
 	if err != nil {
 		return err
@@ -89,7 +97,7 @@ func exportVolumes(ctx context.Context, o ExportOptions, rep *ExportReport, writ
 	}
 	rep.ArchiveSize = ix.Archive.Size
 	rep.Volumes = &VolumesReport{Index: archive.IndexPath(o.Output), IndexDigest: digest, Count: len(ix.Volumes), VolumeSize: ix.VolumeSize,
-		Archive: ix.Archive, Volumes: ix.Volumes}
+		Archive: ix.Archive, Volumes: ix.Volumes, First: filepath.Join(filepath.Dir(o.Output), ix.Volumes[0].Name)}
 	return nil
 }
 
@@ -186,50 +194,44 @@ func volumeRefusal(err error) error {
 
 func (v *volumeRef) report() *VolumesReport {
 	ix := v.set.Index
-	return &VolumesReport{Index: v.indexPath, IndexDigest: v.indexDigest, Count: len(ix.Volumes), VolumeSize: ix.VolumeSize, Archive: ix.Archive}
+	return &VolumesReport{Index: v.indexPath, IndexDigest: v.indexDigest, Count: len(ix.Volumes), VolumeSize: ix.VolumeSize, Archive: ix.Archive,
+		First: v.set.Path(1)}
 }
 
-// openInput opens an archive argument: a file, or a volume set read as
-// one archive, at offsets when uncompressed (so layers are read in
-// parallel) or else as a stream that hashes each volume on the way.
-func openInput(path string, o VolumeOptions) (io.Reader, io.Closer, *volumeInput, error) {
+// openVolumes opens the volume set an archive argument names, as one
+// archive: at offsets when uncompressed (so layers are read in parallel),
+// else as a stream that hashes each volume on the way. It returns nil when
+// the argument names an archive in one file.
+func openVolumes(path string, o VolumeOptions) (*volumeInput, error) {
 	v, err := findVolumes(path, o)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if v == nil {
-		if err := notASet(path, o); err != nil {
-			return nil, nil, nil, err
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		return f, f, nil, nil
+		return nil, notASet(path, o)
 	}
 	if v.number > 1 || o.Single {
-		return nil, nil, nil, fmt.Errorf("%w: %s is volume %d of %d: the archive is read from all its volumes: give the first (%s) or the index (%s)", ErrUsage, path, v.number, v.set.Count(), v.set.Name(1), v.indexPath)
+		return nil, fmt.Errorf("%w: %s is volume %d of %d: the archive is read from all its volumes: give the first (%s) or the index (%s)", ErrUsage, path, v.number, v.set.Count(), v.set.Name(1), v.indexPath)
 	}
 	bad, err := v.set.Stat()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	if len(bad) > 0 {
-		return nil, nil, nil, volumeProblems(bad)
+		return nil, volumeProblems(bad)
 	}
 	comp, err := v.set.Compression()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	in := &volumeInput{volumeRef: v}
-	var r io.Reader
 	if comp == archive.None {
-		r = io.NewSectionReader(v.set, 0, v.set.Size())
+		in.r = io.NewSectionReader(v.set, 0, v.set.Size())
 	} else {
 		in.stream = v.set.Stream()
-		r = in.stream
+		in.r = in.stream
 	}
-	return r, in, in, nil
+	return in, nil
 }
 
 // volumeProblems is a refusal naming each bad volume.
@@ -244,6 +246,7 @@ func volumeProblems(bad []*archive.VolumeError) error {
 // volumeInput is a volume set being read as an archive.
 type volumeInput struct {
 	*volumeRef
+	r      io.Reader             // the archive
 	stream *archive.VolumeStream // nil when read at offsets
 
 	once   sync.Once

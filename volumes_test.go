@@ -98,7 +98,7 @@ func TestVolumeArguments(t *testing.T) {
 		{filepath.Join(t.TempDir(), "plain.tar"), VolumeOptions{IndexDigest: digest}},
 	}
 	for _, c := range usage {
-		_, _, _, err := openInput(c.arg, c.o)
+		_, err := openVolumes(c.arg, c.o)
 		if _, verr, ok := one(c.arg, c.o); ok {
 			err = verr
 		}
@@ -106,7 +106,7 @@ func TestVolumeArguments(t *testing.T) {
 			t.Errorf("%s %+v: %v, want a usage error", filepath.Base(c.arg), c.o, err)
 		}
 	}
-	_, _, _, err = openInput(renamed+".002", VolumeOptions{})
+	_, err = openVolumes(renamed+".002", VolumeOptions{})
 	if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "give the first (other.tar.001)") {
 		t.Errorf("import of volume 2: %v", err)
 	}

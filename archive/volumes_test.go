@@ -165,8 +165,9 @@ func TestVolumeCountAndNames(t *testing.T) {
 	if VolumeName("a", 7, 1200) != "a.0007" || VolumeName("a", 7, 999) != "a.007" {
 		t.Error("volume names do not widen past 999")
 	}
-	w, _ = CreateVolumes(filepath.Join(dir, "b.tar"), 1)
-	if _, err := w.Write(make([]byte, MaxVolumes+1)); err == nil || !strings.Contains(err.Error(), "larger volume size") {
+	w, _ = CreateVolumes(filepath.Join(dir, "b.tar"), 10)
+	w.WriteAt([]byte("first"), 0)
+	if _, err := w.WriteAt([]byte("end"), 10*MaxVolumes); err == nil || !strings.Contains(err.Error(), "larger volume size") {
 		t.Errorf("more than %d volumes: %v", MaxVolumes, err)
 	}
 	w.Abort()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/relocate-dev/relocate/layout"
 )
 
 // DefaultRetries is how many times a failed request is retried by default.
@@ -108,11 +109,13 @@ func transient(err error) (bool, time.Duration) {
 		return false, 0
 	}
 	var (
-		ie  *IntegrityError
+		ie  *layout.IntegrityError
 		nf  *NotFoundError
 		pe  *PlainHTTPError
 		fe  *ForeignLayerError
 		se  *sourceError
+		ae  *AuthError
+		tle *TLSError
 		st  *StatusError
 		te  *transport.Error
 		rhe tls.RecordHeaderError
@@ -123,7 +126,8 @@ func transient(err error) (bool, time.Duration) {
 		dns *net.DNSError
 	)
 	switch {
-	case errors.As(err, &ie), errors.As(err, &nf), errors.As(err, &pe), errors.As(err, &fe), errors.As(err, &se):
+	case errors.As(err, &ie), errors.As(err, &nf), errors.As(err, &pe), errors.As(err, &fe), errors.As(err, &se),
+		errors.As(err, &ae), errors.As(err, &tle):
 		return false, 0
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false, 0

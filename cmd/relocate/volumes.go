@@ -1,11 +1,9 @@
 package main
 
 import (
-	"path/filepath"
 	"strings"
 
 	"github.com/relocate-dev/relocate"
-	"github.com/relocate-dev/relocate/archive"
 	"github.com/urfave/cli/v2"
 )
 
@@ -30,7 +28,7 @@ func volumeSize(c *cli.Context) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	n, err := archive.ParseSize(s)
+	n, err := relocate.ParseSize(s)
 	if err != nil {
 		return 0, usagef("--volume-size: %v", err)
 	}
@@ -78,11 +76,7 @@ func (e *env) sayVolumes(c *cli.Context, path string, rep *relocate.VerifyReport
 		return true // the error names the volume
 	}
 	vol := v.Volumes[0]
-	first := archive.VolumeName(v.Archive.Name, 1, v.Count)
-	if base, _, ok := archive.SplitVolumeName(filepath.Base(path)); ok {
-		first = filepath.Join(filepath.Dir(path), archive.VolumeName(base, 1, v.Count))
-	}
 	e.say(c, "%s: ok: volume %d of %d matches the index %s (%s, sha256 %s)\n", path, v.Only, v.Count, v.Index, human(vol.Size), strings.TrimPrefix(vol.Digest, "sha256:"))
-	e.say(c, "only this volume was checked: the archive's content is checked when all %d volumes are read together (verify %s)\n", v.Count, first)
+	e.say(c, "only this volume was checked: the archive's content is checked when all %d volumes are read together (verify %s)\n", v.Count, v.First)
 	return true
 }
