@@ -240,17 +240,21 @@ func (s *VolumeSet) Stream() *VolumeStream {
 	return &VolumeStream{s: s, h: sha256.New()}
 }
 
-// VolumeStream is a VolumeSet read in order.
+// VolumeStream is a VolumeSet read in order. It is safe for concurrent
+// use, as a decompressor reading ahead in a goroutine of its own may use
+// it while Finish reads what is left.
 type VolumeStream struct {
-	s    *VolumeSet
-	k    int   // the volume being read
-	in   int64 // bytes of it read
-	h    hash.Hash
-	bad  []*VolumeError
-	read int64
+	mu  sync.Mutex
+	s   *VolumeSet
+	k   int   // the volume being read
+	in  int64 // bytes of it read
+	h   hash.Hash
+	bad []*VolumeError
 }
 
 func (r *VolumeStream) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	vs := r.s.Index.Volumes
 	for r.k < len(vs) && r.in == vs[r.k].Size {
 		r.next()
@@ -266,7 +270,6 @@ func (r *VolumeStream) Read(p []byte) (int, error) {
 	n, err := f.ReadAt(p, r.in)
 	r.h.Write(p[:n])
 	r.in += int64(n)
-	r.read += int64(n)
 	if err == io.EOF {
 		if r.in < vs[r.k].Size {
 			return n, io.ErrUnexpectedEOF // shortened since Stat
@@ -289,11 +292,8 @@ func (r *VolumeStream) next() {
 // after the end-of-archive marker, or every volume after a failure) and
 // names each volume that did not match the index.
 func (r *VolumeStream) Finish(ctx context.Context) ([]*VolumeError, error) {
-	if _, err := io.Copy(io.Discard, ctxReader{ctx, r}); err != nil {
-		return r.bad, err
-	}
-	return r.bad, nil
+	_, err := io.Copy(io.Discard, ctxReader{ctx, r})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bad, err
 }
-
-// Position reports how many bytes of the set the stream has read.
-func (r *VolumeStream) Position() int64 { return r.read }
