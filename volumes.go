@@ -306,7 +306,9 @@ func (s *source) checkVolumes(ctx context.Context, jobs int) func() error {
 	go func() {
 		defer close(done)
 		if in.stream == nil {
-			in.verdict(ctx, jobs)
+			// Hashing is the work: more readers than CPUs only make a
+			// disc seek.
+			in.verdict(ctx, min(jobs, runtime.NumCPU()))
 		}
 	}()
 	return func() error {
