@@ -100,20 +100,21 @@ func NewReader(r io.Reader, allowed Allowed) (*Reader, error) {
 		ar.compression = detect(peek)
 		src = br
 	}
+	medium := &mediumReader{r: src}
 	switch ar.compression {
 	case Zstd:
-		d, err := zstd.NewReader(src, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderConcurrency(2))
+		d, err := zstd.NewReader(medium, zstd.WithDecoderMaxWindow(maxZstdWindow), zstd.WithDecoderConcurrency(2))
 		if err != nil {
 			return nil, &Error{Reason: "zstd", Err: err}
 		}
 		ar.closers = append(ar.closers, d.Close)
-		src = d
+		src = &decoderReader{r: d, medium: medium, c: Zstd}
 	case Gzip:
-		g, err := gzip.NewReader(src)
+		g, err := gzip.NewReader(medium)
 		if err != nil {
 			return nil, &Error{Reason: "gzip", Err: err}
 		}
-		src = g
+		src = &decoderReader{r: g, medium: medium, c: Gzip}
 	}
 	ar.counter = &counter{r: src}
 	ar.tr = tar.NewReader(ar.counter)
@@ -249,6 +250,40 @@ func check(h *tar.Header) error {
 	default:
 		return &Error{Entry: h.Name, Reason: fmt.Sprintf("tar entry type %q is refused (only regular files)", h.Typeflag)}
 	}
+}
+
+// mediumReader remembers whether reading the medium itself failed.
+type mediumReader struct {
+	r   io.Reader
+	err error
+}
+
+func (m *mediumReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF {
+		m.err = err
+	}
+	return n, err
+}
+
+// decoderReader makes a decompressor's errors *Errors. The decoders report
+// corrupt input with errors of their own ("unknown dictionary", "flate:
+// corrupt input …") that wrapStreamErr cannot recognise by name, and a
+// corrupt medium must be refused (exit 3), not reported as an operational
+// failure. Errors of the medium below pass through unchanged, and a
+// truncation stays an io.ErrUnexpectedEOF for wrapStreamErr to name.
+type decoderReader struct {
+	r      io.Reader
+	medium *mediumReader
+	c      Compression
+}
+
+func (d *decoderReader) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if err != nil && err != io.EOF && d.medium.err == nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		err = &Error{Reason: "corrupt " + string(d.c) + " stream", Err: err}
+	}
+	return n, err
 }
 
 // counter counts the bytes read from the underlying stream, which gives the
