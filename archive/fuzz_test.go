@@ -250,5 +250,60 @@ func readerSeeds(tb testing.TB) [][]byte {
 	tw.Close()
 
 	p := plain.Bytes()
-	return [][]byte{p, zbuf.Bytes(), gbuf.Bytes(), dirs.Bytes(), p[:len(p)/2], p[:1024], nil}
+	return [][]byte{p, zbuf.Bytes(), gbuf.Bytes(), dirs.Bytes(), sparseArchive(tb), p[:len(p)/2], p[:1024], nil}
+}
+
+// sparseArchive holds a PAX sparse entry (format 0.1): three bytes stored,
+// 1000 claimed, then another entry. archive/tar expands the holes with
+// zeros; the bytes at the entry's offset are those of the entries after it.
+func sparseArchive(tb testing.TB) []byte {
+	records := ""
+	for _, kv := range []string{"GNU.sparse.numblocks=1", "GNU.sparse.map=0,3", "GNU.sparse.size=1000"} {
+		n := len(kv) + 3
+		for len(fmt.Sprintf("%d %s\n", n, kv)) != n {
+			n = len(fmt.Sprintf("%d %s\n", n, kv))
+		}
+		records += fmt.Sprintf("%d %s\n", n, kv)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	// The PAX header is written as a regular file and retyped below:
+	// archive/tar will not write GNU.sparse records itself.
+	hdrs := []*tar.Header{
+		{Typeflag: tar.TypeReg, Name: "PaxHeaders/blob", Size: int64(len(records)), Mode: 0o644},
+		{Typeflag: tar.TypeReg, Name: "blobs/sha256/" + strings.Repeat("a", 64), Size: 3, Mode: 0o644},
+		{Typeflag: tar.TypeReg, Name: layout.IndexFile, Size: 600, Mode: 0o644},
+	}
+	bodies := [][]byte{[]byte(records), []byte("abc"), bytes.Repeat([]byte("i"), 600)}
+	for i, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			tb.Fatal(err)
+		}
+		tw.Write(bodies[i])
+	}
+	tw.Close()
+	b := buf.Bytes()
+	b[156] = tar.TypeXHeader
+	copy(b[148:156], "        ")
+	var sum int
+	for _, c := range b[:512] {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+// TestReaderRefusesSparse is the regression test for what FuzzReader's
+// sparse seed showed: such an entry used to be accepted with 1000 bytes
+// of content that differed between the stream and its offset.
+func TestReaderRefusesSparse(t *testing.T) {
+	r, err := NewReader(bytes.NewReader(sparseArchive(t)), relocateNames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Next()
+	var ae *Error
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "sparse files are refused") {
+		t.Fatalf("got %v, want a refusal of the sparse entry", err)
+	}
 }

@@ -234,6 +234,15 @@ func check(h *tar.Header) error {
 	case path.Clean(name) != name || name == ".." || strings.HasPrefix(name, "../") || strings.Contains(name, "/../"):
 		return &Error{Entry: h.Name, Reason: "path is not clean (contains .. or redundant elements)"}
 	}
+	for k := range h.PAXRecords {
+		// archive/tar expands a PAX sparse file's holes into zeros: a few
+		// stored bytes could claim any size, and the bytes at the entry's
+		// offset (what SectionReader reads) would not be its content.
+		// relocate never writes sparse entries.
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return &Error{Entry: h.Name, Reason: "sparse files are refused"}
+		}
+	}
 	switch h.Typeflag {
 	case tar.TypeReg, tar.TypeRegA:
 		if h.Size < 0 {
