@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/compress/zstd"
 	"github.com/relocate-dev/relocate/archive"
+	"github.com/relocate-dev/relocate/internal/testtuf"
 	"github.com/relocate-dev/relocate/layout"
 )
 
@@ -31,16 +32,22 @@ import (
 // must be refusals (exit 3), never operational errors, and the file and
 // the pipe must get the same verdict.
 func FuzzVerify(f *testing.F) {
-	for _, seed := range verifySeeds(f) {
-		f.Add(seed)
+	seeds, pins, vouched := verifySeeds(f)
+	for _, seed := range seeds {
+		f.Add(seed.data, seed.pinned)
 	}
 	state := filepath.Join(f.TempDir(), "state") // never created: an empty trusted state
-	f.Fuzz(func(t *testing.T, data []byte) {
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, data []byte, pinned bool) {
 		path := filepath.Join(t.TempDir(), "a.tar")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		trust := TrustOptions{StateDir: state, Now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
+		// With a pinned root, every image must be vouched for by TUF.
+		trust := TrustOptions{StateDir: state, Now: now}
+		if pinned {
+			trust.Pins = pins
+		}
 		fileRep, fileErr := Verify(context.Background(), VerifyOptions{Archive: path, Jobs: 1, Trust: trust})
 		pipeRep, pipeErr := Verify(context.Background(), VerifyOptions{Archive: "-", Stdin: struct{ io.Reader }{bytes.NewReader(data)}, Jobs: 1, Trust: trust})
 		for _, err := range []error{fileErr, pipeErr} {
@@ -57,13 +64,23 @@ func FuzzVerify(f *testing.F) {
 		if fileRep.Verdict != "ok" || pipeRep.Verdict != "ok" {
 			t.Fatalf("no error but verdicts %s, %s", fileRep.Verdict, pipeRep.Verdict)
 		}
-		checkAccepted(t, data, fileRep)
+		toc := checkAccepted(t, data, fileRep)
+		// The fuzzer cannot sign TUF targets: with the root pinned, only
+		// the image the genuine repository vouches for can pass.
+		if pinned {
+			for _, im := range toc.Images {
+				if !vouched[im.Digest] {
+					t.Fatalf("image %s (%s) accepted, which no genuine TUF target vouches for", im.Ref, im.Digest)
+				}
+			}
+		}
 	})
 }
 
 // checkAccepted re-reads an accepted archive with archive/tar alone, not
-// relocate's reader, and holds it to what Verify promised.
-func checkAccepted(t *testing.T, data []byte, rep *VerifyReport) {
+// relocate's reader, and holds it to what Verify promised. It returns the
+// table of contents.
+func checkAccepted(t *testing.T, data []byte, rep *VerifyReport) *layout.TOC {
 	t.Helper()
 	plain := data
 	switch archive.Compression(rep.Compression) {
@@ -148,14 +165,45 @@ func checkAccepted(t *testing.T, data []byte, rep *VerifyReport) {
 			t.Fatalf("accepted archive: %s listed but absent", b.Digest)
 		}
 	}
+	return toc
+}
+
+type verifySeed struct {
+	data   []byte
+	pinned bool // verify with the TUF root pinned
 }
 
 // verifySeeds are archives as export writes them — a two-platform index
-// with a referrer attached, plain, zstd and gzip — and a single image.
-func verifySeeds(tb testing.TB) [][]byte {
+// with a referrer attached, plain, zstd and gzip; a single image; and one
+// carrying a TUF repository that vouches for its image, verified with that
+// repository's root pinned (returned).
+func verifySeeds(tb testing.TB) ([]verifySeed, map[string][]byte, map[v1.Hash]bool) {
 	tb.Helper()
-	multi := buildArchive(tb, true)
-	single := buildArchive(tb, false)
+	vouchedFor := map[v1.Hash]bool{}
+	multi := buildArchive(tb, true, nil)
+	single := buildArchive(tb, false, nil)
+	var pins map[string][]byte
+	vouched := buildArchive(tb, false, func(im layout.Image) (layout.TUFRepo, *layout.Packed) {
+		repo, err := testtuf.New(testtuf.Options{Delegations: []testtuf.Delegation{{Name: "ci", Paths: []string{"registry.example/*"}}}})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, role := range []string{"targets", "ci"} {
+			if err := repo.AddTarget(role, im.Ref, im.Digest.Hex, im.Size, nil); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		if err := repo.Publish(); err != nil {
+			tb.Fatal(err)
+		}
+		pins = map[string][]byte{"team": repo.Root(1)}
+		vouchedFor[im.Digest] = true
+		p, err := layout.PackTrust(layout.TUFArtifactType, "team", "https://tuf.example.com", repo.Files())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return layout.TUFRepo{Name: "team", URL: "https://tuf.example.com", Manifest: p.Digest, Verified: true}, p
+	})
 	var zbuf, gbuf bytes.Buffer
 	zw, err := zstd.NewWriter(&zbuf)
 	if err != nil {
@@ -166,12 +214,13 @@ func verifySeeds(tb testing.TB) [][]byte {
 	gw := gzip.NewWriter(&gbuf)
 	gw.Write(single)
 	gw.Close()
-	return [][]byte{multi, single, zbuf.Bytes(), gbuf.Bytes()}
+	return []verifySeed{{data: multi}, {data: single}, {data: zbuf.Bytes()}, {data: gbuf.Bytes()}, {data: vouched, pinned: true}}, pins, vouchedFor
 }
 
 // buildArchive lays out an archive the way Export does (toc.Sort, BuildIndex,
-// archive.Plan), without a registry.
-func buildArchive(tb testing.TB, multi bool) []byte {
+// archive.Plan), without a registry; tuf, if given, packs a TUF repository
+// for the image.
+func buildArchive(tb testing.TB, multi bool, tuf func(layout.Image) (layout.TUFRepo, *layout.Packed)) []byte {
 	tb.Helper()
 	data := map[v1.Hash][]byte{}
 	toc := &layout.TOC{SchemaVersion: layout.TOCSchemaVersion}
@@ -215,6 +264,13 @@ func buildArchive(tb testing.TB, multi bool) []byte {
 			Size: sig.Size, Kind: layout.AttachReferrer, ArtifactType: "application/vnd.cncf.notary.signature", Annotations: ann})
 	}
 	toc.Images = []layout.Image{im}
+	if tuf != nil {
+		repo, p := tuf(im)
+		for _, b := range p.Blobs {
+			add(p.Data[b.Digest], types.MediaType(b.MediaType), b.Kind)
+		}
+		toc.TUF = []layout.TUFRepo{repo}
+	}
 	toc.Sort()
 	indexJSON, err := layout.BuildIndex(toc.Images)
 	if err != nil {
@@ -255,15 +311,23 @@ func buildArchive(tb testing.TB, multi bool) []byte {
 // refused archives never reaches the checks after the structure.
 func TestVerifySeedsAccepted(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
-	for i, seed := range verifySeeds(t) {
+	seeds, pins, _ := verifySeeds(t)
+	for i, seed := range seeds {
 		path := filepath.Join(t.TempDir(), "a.tar")
-		if err := os.WriteFile(path, seed, 0o600); err != nil {
+		if err := os.WriteFile(path, seed.data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Verify(context.Background(), VerifyOptions{Archive: path, Jobs: 1, Trust: TrustOptions{StateDir: state}})
+		trust := TrustOptions{StateDir: state}
+		if seed.pinned {
+			trust.Pins = pins
+		}
+		rep, err := Verify(context.Background(), VerifyOptions{Archive: path, Jobs: 1, Trust: trust})
 		if err != nil {
 			t.Fatalf("seed %d refused: %v %+v", i, err, rep)
 		}
-		checkAccepted(t, seed, rep)
+		if seed.pinned && (rep.Trust == nil || len(rep.Trust.Images) != 1 || len(rep.Trust.Images[0].VouchedBy) == 0) {
+			t.Fatalf("seed %d: image not vouched for: %+v", i, rep.Trust)
+		}
+		checkAccepted(t, seed.data, rep)
 	}
 }

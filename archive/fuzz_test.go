@@ -72,6 +72,8 @@ func readAll(t *testing.T, in io.Reader) (entries []readEntry, comp Compression,
 	}
 }
 
+var errTooBig = errors.New("too big")
+
 // decompress undoes the compression independently of Reader.
 func decompress(data []byte, c Compression) ([]byte, error) {
 	var zr io.Reader
@@ -94,7 +96,7 @@ func decompress(data []byte, c Compression) ([]byte, error) {
 	}
 	out, err := io.ReadAll(io.LimitReader(zr, maxFuzzOutput+1))
 	if len(out) > maxFuzzOutput {
-		return nil, errors.New("too big")
+		return nil, errTooBig
 	}
 	return out, err
 }
@@ -147,8 +149,11 @@ func FuzzReader(f *testing.F) {
 		// Compression is transparent: the decompressed stream reads the same.
 		if comp != None {
 			plain, err := decompress(data, comp)
+			if errors.Is(err, errTooBig) {
+				return
+			}
 			if err != nil {
-				return // e.g. trailing data after the stream that Reader never reached
+				t.Fatalf("%s archive accepted, but the stream does not decompress: %v", comp, err)
 			}
 			plainEntries, _, _, plainErr, big := readAll(t, bytes.NewReader(plain))
 			if big {
@@ -305,5 +310,38 @@ func TestReaderRefusesSparse(t *testing.T) {
 	var ae *Error
 	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "sparse files are refused") {
 		t.Fatalf("got %v, want a refusal of the sparse entry", err)
+	}
+}
+
+// TestReaderChecksCompressedEnd is the regression test for what the root
+// package's FuzzVerify found: a .tar.gz cut inside its footer, after the
+// last tar block, was accepted, its CRC never checked. Compressed streams
+// are now read to their end; damage there is refused, a clean end is not.
+func TestReaderChecksCompressedEnd(t *testing.T) {
+	seeds := readerSeeds(t)
+	zst, gz := seeds[1], seeds[2]
+	tests := []struct {
+		name string
+		data []byte
+		want string // "" = accepted
+	}{
+		{"gzip", gz, ""},
+		{"gzip without its footer", gz[:len(gz)-8], "truncated"},
+		{"gzip with a wrong CRC", append(append([]byte{}, gz[:len(gz)-8]...), 0, 0, 0, 0, 0, 0, 0, 0), "corrupt gzip stream"},
+		{"gzip with data after it", append(append([]byte{}, gz...), "junk"...), "after the end of the archive"},
+		{"zstd", zst, ""},
+		{"zstd without its checksum", zst[:len(zst)-4], "truncated"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err, _ := readAll(t, bytes.NewReader(tc.data))
+			if tc.want == "" && err != nil {
+				t.Fatal(err)
+			}
+			var ae *Error
+			if tc.want != "" && (!errors.As(err, &ae) || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("got %v, want an *Error containing %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -66,6 +66,7 @@ type Reader struct {
 	allowed     Allowed
 	seen        map[string]bool
 	closers     []func()
+	finished    bool
 }
 
 // NewReader detects the compression of r and reads the tar stream inside it.
@@ -152,6 +153,9 @@ func (r *Reader) Next() (*Entry, error) {
 		h, err := r.tr.Next()
 		if err == io.EOF {
 			r.cur = nil
+			if err := r.finish(); err != nil {
+				return nil, err
+			}
 			return nil, io.EOF
 		}
 		if err != nil {
@@ -180,6 +184,31 @@ func (r *Reader) Next() (*Entry, error) {
 		}
 		return r.cur, nil
 	}
+}
+
+// maxTrailing bounds what may follow the end-of-archive marker inside a
+// compressed stream: tar writers pad to their record size (10 KiB for GNU
+// tar), nothing more.
+const maxTrailing = 1 << 20
+
+// finish reads a compressed stream to its end once the tar trailer is
+// reached, so that the decompressor checks the stream's own checksum and
+// length (gzip's footer comes after the last tar block): a truncated or
+// corrupt .tar.gz or .tar.zst is refused even when the damage lies after
+// the last entry.
+func (r *Reader) finish() error {
+	if r.compression == None || r.finished {
+		return nil
+	}
+	r.finished = true
+	n, err := io.Copy(io.Discard, io.LimitReader(r.counter, maxTrailing+1))
+	if err != nil {
+		return wrapStreamErr("", "after the end of the archive", err)
+	}
+	if n > maxTrailing {
+		return &Error{Reason: fmt.Sprintf("more than %d bytes after the end of the archive", maxTrailing)}
+	}
+	return nil
 }
 
 // Read reads the current entry's content.
