@@ -207,3 +207,62 @@ func tocSeeds(tb testing.TB) [][]byte {
 		[]byte(`{"schemaVersion":1,"blobs":[{"digest":` + d + `,"size":1,"kind":"manifest"}],"attachments":[{"subject":` + d + `,"digest":` + d + `,"kind":"cosign-sbom","tag":"latest"}]}`),
 	}
 }
+
+// FuzzUnpackTrust reads arbitrary trust metadata artifacts (the manifest an
+// archive carries for a TUF repository or Notary GUN). The files it returns
+// have names that are single, safe path elements, each once, with the
+// content stored under the digest the manifest gives.
+func FuzzUnpackTrust(f *testing.F) {
+	files := map[string][]byte{"1.root.json": []byte(`{"signed":{"_type":"root","version":1}}`), "timestamp.json": []byte(`{"signed":{}}`), "target.app%2Fx": []byte("x")}
+	p, err := PackTrust(TUFArtifactType, "team", "https://tuf.example.com", files)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(p.Manifest, "team")
+	n, err := PackTrust(NotaryArtifactType, "registry.example/app", "https://notary.example.com", map[string][]byte{"targets%2Freleases.json": []byte("{}")})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(n.Manifest, "registry.example/app")
+	data := map[v1.Hash][]byte{}
+	for _, q := range []*Packed{p, n} {
+		for h, b := range q.Data {
+			data[h] = b
+		}
+	}
+	f.Fuzz(func(t *testing.T, manifest []byte, name string) {
+		h := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}
+		get := func(d v1.Hash) ([]byte, bool) {
+			if d == h {
+				return manifest, true
+			}
+			b, ok := data[d]
+			return b, ok
+		}
+		for _, typ := range []string{TUFArtifactType, NotaryArtifactType} {
+			got, err := UnpackTrust(typ, TUFRepo{Name: name, Manifest: h}, get)
+			if err != nil {
+				continue
+			}
+			var m v1.Manifest
+			if err := json.Unmarshal(manifest, &m); err != nil || m.ArtifactType != typ || m.Annotations[AnnotationTUFName] != name {
+				t.Fatalf("accepted a manifest that is not %s's %s artifact", name, typ)
+			}
+			for fn, b := range got {
+				if fn == "" || fn == "." || fn == ".." || strings.ContainsAny(fn, `/\`) {
+					t.Fatalf("file name %q accepted", fn)
+				}
+				found := false
+				for _, l := range m.Layers {
+					if l.Annotations[AnnotationTitle] == fn {
+						want, _ := get(l.Digest)
+						found = bytes.Equal(want, b)
+					}
+				}
+				if !found {
+					t.Fatalf("file %s is not the content its layer names", fn)
+				}
+			}
+		}
+	})
+}
