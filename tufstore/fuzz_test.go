@@ -128,7 +128,7 @@ type updateCase struct {
 	trusted Trusted
 	at      time.Time
 	target  string
-	sha256  string
+	sha256  string            // the target's genuine sha256 (hex)
 	legit   map[string][]byte // every role's signed part the keys' holders signed, by "role/version"
 	vouch   map[string]int    // delegated roles that vouch for target, with their signatures
 }
@@ -223,7 +223,8 @@ func updateCases(tb testing.TB) []updateCase {
 			target: "registry.npmjs.org/keys.json", legit: legitSigned(tb, sig)},
 	}
 	// Fuzzing must start from repositories that pass.
-	for _, c := range cases {
+	for i := range cases {
+		c := &cases[i]
 		s, err := Update(c.name, c.files, c.trusted, c.at)
 		if err != nil {
 			tb.Fatalf("%s: %v", c.name, err)
@@ -231,6 +232,9 @@ func updateCases(tb testing.TB) []updateCase {
 		tf, _, err := s.Target(c.target)
 		if err != nil {
 			tb.Fatalf("%s: %v", c.name, err)
+		}
+		if c.sha256 == "" {
+			c.sha256 = tf.Hashes["sha256"].String()
 		}
 		for role, min := range c.vouch {
 			if err := s.RoleVouches(role, c.target, tf, min); err != nil {
@@ -285,11 +289,13 @@ func FuzzUpdate(f *testing.F) {
 				t.Fatalf("expired role %s trusted", r.Role)
 			}
 		}
+		// A delegated role is only loaded when a lookup needs it, so the
+		// lookup may still refuse; what it finds must be genuine.
 		tf, _, err := s.Target(c.target)
 		if err != nil {
-			t.Fatalf("target %s not found after an accepted update: %v", c.target, err)
+			return
 		}
-		if c.sha256 != "" && tf.Hashes["sha256"].String() != c.sha256 {
+		if tf.Hashes["sha256"].String() != c.sha256 {
 			t.Fatalf("target %s with sha256 %s", c.target, tf.Hashes["sha256"])
 		}
 		// The policy's per-role check loads delegated roles on its own.
