@@ -256,6 +256,11 @@ func FuzzUpdate(f *testing.F) {
 	cases := updateCases(f)
 	for i, c := range cases {
 		for name, b := range c.files {
+			// Sigstore's roots 1–4 precede the pin and 7–14 are alike:
+			// seeding them would only slow the seed run.
+			if v := versioned.FindStringSubmatch(name); c.name == "sigstore" && v != nil && v[2] == "root" && v[1] != "5" && v[1] != "6" && v[1] != "15" {
+				continue
+			}
 			f.Add(uint8(i), name, b)
 		}
 		f.Add(uint8(i), "timestamp.json", []byte(nil))
