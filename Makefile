@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/relocate
 
-.PHONY: build demo test test-unit bench deps tools clean
+.PHONY: build demo test test-unit fuzz bench deps tools clean
 
 build:
 	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/relocate
@@ -18,6 +18,22 @@ test: deps tools
 
 test-unit:
 	$(GO) test -count=1 -short ./...
+
+# Every fuzz test (func FuzzX(f *testing.F) in any _test.go file, found
+# anew each time), each for FUZZTIME: go test takes one -fuzz target per
+# run. Per new input, minimising is capped at FUZZMINIMIZETIME runs: Go's
+# default of 60s spends a short run minimising inputs of a few KiB.
+FUZZTIME ?= 30s
+FUZZMINIMIZETIME ?= 200x
+
+fuzz:
+	@set -e; grep -rlE --include='*_test.go' --exclude-dir=testdata --exclude-dir=.git '^func Fuzz[A-Za-z0-9_]*\([A-Za-z_]+ \*testing\.F\)' . | sort | \
+	while read -r file; do \
+	  for name in $$(sed -nE 's/^func (Fuzz[A-Za-z0-9_]*)\([A-Za-z_]+ \*testing\.F\).*/\1/p' "$$file"); do \
+	    echo "== $$(dirname "$$file") $$name ($(FUZZTIME))"; \
+	    $(GO) test "$$(dirname "$$file")" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME); \
+	  done; \
+	done
 
 # Throughput and memory against the machine's limits, crane and skopeo;
 # writes docs/benchmarks.md.

@@ -3,6 +3,7 @@ package layout
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
@@ -254,6 +255,11 @@ func ParseTOC(b []byte) (*TOC, error) {
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("%s: not valid JSON: %w", TOCFile, err)
+	}
+	// The decoder stops after the first value: anything after it would be
+	// ignored here and refused by other readers of the layout.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%s: not valid JSON: data after the document", TOCFile)
 	}
 	if t.SchemaVersion != TOCSchemaVersion {
 		return nil, fmt.Errorf("%s: schemaVersion %d, want %d", TOCFile, t.SchemaVersion, TOCSchemaVersion)
