@@ -1,22 +1,17 @@
 package relocate
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/klauspost/compress/zstd"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/internal/atomicfile"
 	"github.com/relocate-dev/relocate/layout"
@@ -24,7 +19,6 @@ import (
 	"github.com/relocate-dev/relocate/tufstore"
 	"github.com/relocate-dev/relocate/tufstore/notary"
 	"github.com/relocate-dev/relocate/verify"
-	"golang.org/x/sync/errgroup"
 )
 
 // ExportOptions says what to export and where.
@@ -192,22 +186,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	// content returns what to write for entry i (metadata) or nil (a layer to fetch).
-	heads := [][]byte{[]byte(layout.LayoutVersion), indexJSON, tocJSON}
-	content := func(i int) []byte {
-		if i < len(heads) {
-			return heads[i]
-		}
-		return g.Blobs[toc.Blobs[i-len(heads)].Digest].Data
-	}
-	fetch := func(ctx context.Context, i int, w io.Writer) error {
-		n := g.Blobs[toc.Blobs[i-len(heads)].Digest]
-		if n.File != "" {
-			return copyFile(n, io.MultiWriter(w, progressWriter{prog}))
-		}
-		return o.Client.FetchBlob(ctx, n.Repo, n.Desc, io.MultiWriter(w, progressWriter{prog}))
-	}
-
+	content := &exportContent{heads: [][]byte{[]byte(layout.LayoutVersion), indexJSON, tocJSON}, toc: toc, g: g, c: o.Client, prog: prog}
 	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments),
 		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Notary: toc.Notary, Bundles: toc.Bundles,
 		SkippedAttachments: g.Skipped}
@@ -216,7 +195,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	defer prog.Done()
 
 	if o.Output == "-" {
-		return rep, writeStream(ctx, o.Stdout, o.Compression, plan, content, fetch)
+		return rep, archive.WriteStream(ctx, o.Stdout, o.Compression, plan, content)
 	}
 	f, err := atomicfile.Create(o.Output, 0o644)
 	if err != nil {
@@ -224,9 +203,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	}
 	defer f.Abort()
 	if o.Compression == archive.None {
-		err = writeParallel(ctx, f.File, plan, content, fetch, o.Jobs)
+		err = archive.WriteParallel(ctx, f.File, plan, content, o.Jobs)
 	} else {
-		err = writeStream(ctx, f, o.Compression, plan, content, fetch)
+		err = archive.WriteStream(ctx, f, o.Compression, plan, content)
 	}
 	if err != nil {
 		return nil, err
@@ -250,82 +229,32 @@ func compressionFor(path string) archive.Compression {
 	return archive.None
 }
 
-// writeParallel writes an uncompressed archive into a file: headers and
-// metadata first, then layers fetched by jobs workers, each written straight
-// to its precomputed offset, so the result equals a sequential write.
-func writeParallel(ctx context.Context, f *os.File, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error, jobs int) error {
-	if err := plan.WriteHeaders(f); err != nil {
-		return err
-	}
-	flush := startFlusher(f)
-	err := writeLayers(ctx, f, plan, content, fetch, jobs, flush)
-	if ferr := flush.stop(); err == nil {
-		err = ferr // a failed background sync fails the export
-	}
-	return err
+// exportContent is what an export writes: the layout marker, index.json
+// and the table of contents, metadata blobs held in memory, and layers
+// fetched from their registry (or a spooled thick bundle) as they are
+// written.
+type exportContent struct {
+	heads [][]byte
+	toc   *layout.TOC
+	g     *mirror.Graph
+	c     *mirror.Client
+	prog  Progress
 }
 
-func writeLayers(ctx context.Context, f *os.File, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error, jobs int, flush *flusher) error {
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
-	for i, e := range plan.Entries {
-		if data := content(i); data != nil {
-			if _, err := f.WriteAt(data, e.Offset); err != nil {
-				return err
-			}
-			continue
-		}
-		eg.Go(func() error {
-			if err := fetch(ctx, i, io.NewOffsetWriter(f, e.Offset)); err != nil {
-				return err
-			}
-			flush.wrote(e.Size)
-			return nil
-		})
+func (e *exportContent) Data(i int) []byte {
+	if i < len(e.heads) {
+		return e.heads[i]
 	}
-	return eg.Wait()
+	return e.g.Blobs[e.toc.Blobs[i-len(e.heads)].Digest].Data
 }
 
-// writeStream writes the archive sequentially, for pipes and compressors.
-func writeStream(ctx context.Context, w io.Writer, c archive.Compression, plan *archive.Plan, content func(int) []byte, fetch func(context.Context, int, io.Writer) error) error {
-	var closer io.Closer
-	switch c {
-	case archive.Zstd:
-		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest))
-		if err != nil {
-			return err
-		}
-		w, closer = zw, zw
-	case archive.Gzip:
-		gw := gzip.NewWriter(w)
-		w, closer = gw, gw
-	case archive.None:
-	default:
-		return fmt.Errorf("unknown compression %q (want zstd, gzip or none)", c)
+func (e *exportContent) Fetch(ctx context.Context, i int, w io.Writer) error {
+	n := e.g.Blobs[e.toc.Blobs[i-len(e.heads)].Digest]
+	w = io.MultiWriter(w, progressWriter{e.prog})
+	if n.File != "" {
+		return copyFile(n, w)
 	}
-	tw := archive.NewWriter(w, plan)
-	for i := range plan.Entries {
-		if data := content(i); data != nil {
-			if err := tw.WriteNext(bytes.NewReader(data)); err != nil {
-				return err
-			}
-			continue
-		}
-		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(fetch(ctx, i, pw)) }()
-		err := tw.WriteNext(pr)
-		pr.CloseWithError(err)
-		if err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	if closer != nil {
-		return closer.Close()
-	}
-	return nil
+	return e.c.FetchBlob(ctx, n.Repo, n.Desc, w)
 }
 
 // collectTUF fetches every TUF repository's chain, verifies it when a root
@@ -446,58 +375,4 @@ func expiry(repos []layout.TUFRepo, warn time.Duration, now time.Time, warnings 
 		}
 	}
 	return first, warnings
-}
-
-// flusher syncs a file in the background while it is being written, so that
-// the disk works while the network does and the final sync has little left.
-type flusher struct {
-	kick chan struct{}
-	done chan struct{}
-	mu   sync.Mutex
-	n    int64
-	// err is the first failed sync: on Linux a write-back error is reported
-	// to one fsync only, so the final sync may not see it again.
-	err error
-}
-
-// flushEvery is how much new data starts a background sync.
-const flushEvery = 64 << 20
-
-func startFlusher(f interface{ Sync() error }) *flusher {
-	fl := &flusher{kick: make(chan struct{}, 1), done: make(chan struct{})}
-	go func() {
-		defer close(fl.done)
-		for range fl.kick {
-			if fl.err != nil {
-				continue
-			}
-			if err := f.Sync(); err != nil {
-				fl.err = fmt.Errorf("syncing the archive: %w", err)
-			}
-		}
-	}()
-	return fl
-}
-
-func (fl *flusher) wrote(n int64) {
-	fl.mu.Lock()
-	fl.n += n
-	due := fl.n >= flushEvery
-	if due {
-		fl.n = 0
-	}
-	fl.mu.Unlock()
-	if due {
-		select {
-		case fl.kick <- struct{}{}:
-		default: // a sync is already pending
-		}
-	}
-}
-
-// stop waits for the last sync and returns the first that failed.
-func (fl *flusher) stop() error {
-	close(fl.kick)
-	<-fl.done
-	return fl.err
 }

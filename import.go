@@ -1,23 +1,19 @@
 package relocate
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/tufstore"
 	"github.com/relocate-dev/relocate/verify"
-	"golang.org/x/sync/errgroup"
 )
 
 // ImportOptions says which archive to import and where.
@@ -75,6 +71,10 @@ type target struct {
 	repo    name.Repository
 	tag     string
 	closure *layout.Closure
+	// complete is set when the destination holds the image whole already;
+	// current is what its tag resolved to before the import, if anything.
+	complete bool
+	current  *v1.Hash
 	// indexed are the manifests the registry listed as referrers itself.
 	indexed map[v1.Hash]bool
 }
@@ -124,9 +124,9 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		return rep, err
 	}
 	defer s.Close()
-	verify.Names(s.toc, s.ps)
-	closures := verify.Structure(s.toc, s.index, s.small, s.ps)
-	verify.Bundles(s.toc, s.small, s.ps)
+	verify.Names(s.TOC, s.ps)
+	closures := verify.Structure(s.TOC, s.Index, s.Small, s.ps)
+	verify.Bundles(s.TOC, s.Small, s.ps)
 	var next map[string]*tufstore.RepoState
 	applies, err := s.trustApplies(o.Trust, store)
 	if err != nil {
@@ -161,7 +161,7 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err := s.ps.Err(); err != nil {
 		return refuse(err)
 	}
-	targets, err := plan(o.Client, to, s.toc.Images, closures)
+	targets, err := plan(o.Client, to, s.TOC.Images, closures)
 	if err != nil {
 		return nil, err
 	}
@@ -182,48 +182,14 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		}
 	}()
 
-	p := &pusher{c: o.Client, s: s, prog: prog, bad: map[v1.Hash]bool{}, api: map[string]bool{}, done: map[string]bool{}, repos: map[v1.Hash][]name.Repository{}}
-	complete, err := p.complete(ctx, targets, o.Jobs)
-	if err != nil {
+	cp := newCopier(o.Client, s, prog, o.Jobs)
+	if err := cp.findComplete(ctx, targets); err != nil {
 		return nil, err
 	}
-	var configs []layout.Child
-	p.skip = map[v1.Hash]bool{}
-	for i, t := range targets {
-		if !complete[i] {
-			continue
-		}
-		for _, b := range t.closure.Blobs {
-			p.skip[b.Digest] = true
-		}
-	}
-	for i, t := range targets {
-		if complete[i] {
-			continue
-		}
-		for _, b := range t.closure.Blobs {
-			if len(p.repos[b.Digest]) == 0 && b.Kind.Small() {
-				configs = append(configs, b)
-			}
-			p.repos[b.Digest] = appendRepo(p.repos[b.Digest], t.repo)
-		}
-	}
-	var total int64
-	for d := range p.repos {
-		total += s.blobs[d].Size
-	}
-	prog.Stage("import", total)
-	if err := p.pushBlobs(ctx, configs, o.Jobs); err != nil {
-		prog.Done()
+	if err := cp.pushBlobs(ctx, targets); err != nil {
 		return nil, err
 	}
-	prog.Done()
-	for _, pr := range s.ps.List() {
-		if d, ok := layout.ParseBlobPath(pr.Subject); ok {
-			p.bad[d] = true
-		}
-	}
-	if err := p.pushManifests(ctx, targets, complete, rep, o.Jobs); err != nil {
+	if err := cp.pushManifests(ctx, targets, rep); err != nil {
 		return nil, err
 	}
 	// Nothing is tagged with metadata that expired during the import.
@@ -233,13 +199,14 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		}
 		return refuse(s.ps.Err())
 	}
-	if err := p.pushTags(ctx, targets, rep, o.Jobs); err != nil {
+	if err := cp.pushTags(ctx, targets, rep); err != nil {
 		return nil, err
 	}
-	if rep.Bundles, err = p.pushBundles(ctx, targets, rep); err != nil {
+	if rep.Bundles, err = cp.pushBundles(ctx, targets, rep); err != nil {
 		return nil, err
 	}
-	rep.BlobsPushed, rep.BlobsMounted, rep.BlobsSkipped, rep.BytesPushed = p.pushed, p.mounted, p.skipped, p.bytes
+	st := cp.p.Stats()
+	rep.BlobsPushed, rep.BlobsMounted, rep.BlobsSkipped, rep.BytesPushed = st.Uploaded, st.Mounted, st.Present, st.Bytes
 	if err := s.ps.Err(); err != nil {
 		return refuse(err)
 	}
@@ -311,15 +278,6 @@ func dest(t *target) string {
 	return t.repo.Digest(t.image.Digest.String()).String()
 }
 
-func appendRepo(rs []name.Repository, r name.Repository) []name.Repository {
-	for _, x := range rs {
-		if x.String() == r.String() {
-			return rs
-		}
-	}
-	return append(rs, r)
-}
-
 // ErrNameConflict is a destination that two images of an archive would
 // share: the user must choose another --to or import them apart.
 var ErrNameConflict = errors.New("name conflict")
@@ -350,441 +308,4 @@ func plan(c *mirror.Client, to string, images []layout.Image, closures map[strin
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].image.Ref < out[j].image.Ref })
 	return out, nil
-}
-
-// pusher puts blobs into their destination repositories.
-type pusher struct {
-	c     *mirror.Client
-	s     *source
-	prog  Progress
-	repos map[v1.Hash][]name.Repository // every repository that needs a blob
-
-	mu                       sync.Mutex
-	bad                      map[v1.Hash]bool
-	api                      map[string]bool  // registry → answers the referrers API
-	done                     map[string]bool  // repository@digest of manifests pushed or present
-	skip                     map[v1.Hash]bool // blobs of images the destination already holds whole
-	fallbackMu               sync.Mutex
-	pushed, mounted, skipped int
-	bytes                    int64
-}
-
-// pushBlobs pushes configs from memory, then layers: in parallel from a
-// plain file, else one by one as the stream delivers them.
-func (p *pusher) pushBlobs(ctx context.Context, configs []layout.Child, jobs int) error {
-	eg, gctx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
-	for _, b := range configs {
-		eg.Go(func() error {
-			return p.ensure(gctx, b.Descriptor, func() io.Reader { return bytes.NewReader(p.s.small[b.Digest]) })
-		})
-	}
-	if p.s.r.RandomAccess() {
-		var layers []v1.Hash
-		for d := range p.repos {
-			if _, ok := p.s.layers[d]; ok {
-				layers = append(layers, d)
-			}
-		}
-		sort.Slice(layers, func(i, j int) bool { return p.s.layers[layers[i]].Offset < p.s.layers[layers[j]].Offset })
-		// Layers the archive lists but no image needs are checked all the
-		// same, as a streamed import does.
-		for d, e := range p.s.layers {
-			if _, needed := p.repos[d]; needed || p.skip[d] {
-				continue
-			}
-			eg.Go(func() error {
-				err := mirror.CopyVerified(io.Discard, p.s.r.SectionReader(e), v1.Descriptor{Digest: d, Size: e.Size}, e.Name)
-				if IsRefused(err) {
-					p.fail(d, e.Name, err)
-					return nil
-				}
-				return err
-			})
-		}
-		for _, d := range layers {
-			e := p.s.layers[d]
-			eg.Go(func() error {
-				return p.ensure(gctx, v1.Descriptor{Digest: d, Size: e.Size}, func() io.Reader { return p.s.r.SectionReader(e) })
-			})
-		}
-		return eg.Wait()
-	}
-	if err := eg.Wait(); err != nil {
-		return err
-	}
-	for {
-		e, b, err := p.s.nextLayer()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(p.repos[b.Digest]) == 0 {
-			// Carried but not needed by any image: still check it.
-			if err := mirror.CopyVerified(io.Discard, p.s.r, v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name); IsRefused(err) {
-				p.s.ps.Add(e.Name, "%s", reason(err))
-			} else if err != nil {
-				return err
-			}
-			continue
-		}
-		if err := p.ensure(ctx, v1.Descriptor{Digest: b.Digest, Size: b.Size}, func() io.Reader { return p.s.r }); err != nil {
-			return err
-		}
-	}
-}
-
-// ensure makes every repository that needs a blob hold it: skip where it
-// exists, upload once (checking the digest as it streams), mount elsewhere.
-// Content the stream carries is read through even when nothing is uploaded,
-// so that every byte of a streamed archive is checked.
-func (p *pusher) ensure(ctx context.Context, desc v1.Descriptor, open func() io.Reader) error {
-	entry := layout.BlobPath(desc.Digest)
-	var have string
-	var missing []name.Repository
-	for _, r := range p.repos[desc.Digest] {
-		ok, err := p.c.BlobExists(ctx, r, desc.Digest)
-		if err != nil {
-			return err
-		}
-		if ok && have == "" {
-			have = r.RepositoryStr()
-		} else if !ok {
-			missing = append(missing, r)
-		}
-	}
-	// A stream can be read once: an upload that must start over (a
-	// registry that lost the session, one that declines a cross-repository
-	// mount) reads it again from a copy kept on disk meanwhile.
-	streamed := !p.s.r.RandomAccess()
-	src := func() (io.Reader, error) { return open(), nil }
-	if streamed && len(missing) > 0 && (len(missing) > 1 || p.c.Policy().Retries > 0) {
-		rp := mirror.NewReplay(open())
-		defer rp.Close()
-		src = rp.Open
-	}
-	prog := &highWater{p: p.prog}
-	uploaded := false
-	for _, r := range missing {
-		up, err := p.c.PushBlob(ctx, r, desc, have, func() (io.Reader, error) {
-			rd, err := src()
-			if err != nil {
-				return nil, err
-			}
-			return prog.reader(rd), nil
-		})
-		if errors.As(err, new(*mirror.IntegrityError)) {
-			// Never retried; the upload session was cancelled.
-			p.fail(desc.Digest, entry, err)
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if have == "" {
-			have = r.RepositoryStr()
-		}
-		p.count(up, desc.Size)
-		uploaded = uploaded || up
-	}
-	if len(missing) == 0 {
-		p.count(false, 0)
-	}
-	if !uploaded {
-		if streamed {
-			rd, err := src()
-			if err != nil {
-				return err
-			}
-			if err := mirror.CopyVerified(io.Discard, prog.reader(rd), desc, entry); IsRefused(err) {
-				p.fail(desc.Digest, entry, err)
-			} else if err != nil {
-				return err
-			}
-		} else {
-			p.prog.Add(desc.Size)
-		}
-	}
-	return nil
-}
-
-// highWater counts each byte of a blob once in the progress, however many
-// times an upload reads it.
-type highWater struct {
-	mu  sync.Mutex
-	p   Progress
-	max int64
-}
-
-func (h *highWater) reader(r io.Reader) io.Reader { return &hwReader{h: h, r: r} }
-
-type hwReader struct {
-	h   *highWater
-	r   io.Reader
-	off int64
-}
-
-func (x *hwReader) Read(b []byte) (int, error) {
-	n, err := x.r.Read(b)
-	x.off += int64(n)
-	x.h.mu.Lock()
-	if x.off > x.h.max {
-		x.h.p.Add(x.off - x.h.max)
-		x.h.max = x.off
-	}
-	x.h.mu.Unlock()
-	return n, err
-}
-
-// Size passes on the size of a reader that knows it (a file section), so
-// that an upload can announce its length; -1 if unknown.
-func (x *hwReader) Size() int64 {
-	if s, ok := x.r.(interface{ Size() int64 }); ok {
-		return s.Size()
-	}
-	return -1
-}
-
-func (p *pusher) count(uploaded bool, size int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case uploaded:
-		p.pushed++
-		p.bytes += size
-	case size > 0:
-		p.mounted++
-	default:
-		p.skipped++
-	}
-}
-
-func (p *pusher) fail(d v1.Hash, entry string, err error) {
-	p.mu.Lock()
-	p.bad[d] = true
-	p.mu.Unlock()
-	p.s.ps.Add(entry, "%s", reason(err))
-}
-
-// pushManifests pushes the manifests of every image whose blobs all
-// arrived intact, by digest (children before indexes, subjects before what
-// is attached to them). Nothing is tagged yet.
-func (p *pusher) pushManifests(ctx context.Context, targets []*target, complete []bool, rep *ImportReport, jobs int) error {
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
-	for i, t := range targets {
-		if complete[i] {
-			rep.Images[i].Status = "unchanged"
-			continue
-		}
-		eg.Go(func() error {
-			if bad := p.badBlobs(t); len(bad) > 0 {
-				p.s.ps.Add(t.image.Ref, "not imported: %d blob(s) failed verification (%s)", len(bad), strings.Join(bad, ", "))
-				rep.Images[i].Status = "refused"
-				return nil
-			}
-			return p.pushDigests(ctx, t)
-		})
-	}
-	return eg.Wait()
-}
-
-// pushTags makes, for every image pushed, its referrers discoverable, its
-// cosign tags and finally its own tag point at it; then it checks that
-// every attachment can be discovered from its subject.
-func (p *pusher) pushTags(ctx context.Context, targets []*target, rep *ImportReport, jobs int) error {
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
-	for i, t := range targets {
-		if rep.Images[i].Status != "planned" {
-			continue
-		}
-		eg.Go(func() error {
-			status, err := p.tagImage(ctx, t)
-			rep.Images[i].Status = status
-			return err
-		})
-	}
-	if err := eg.Wait(); err != nil {
-		return err
-	}
-	for i, t := range targets {
-		if rep.Images[i].Status != "refused" {
-			rep.Attachments += len(t.closure.Attached)
-		}
-	}
-	return nil
-}
-
-// complete finds the images the destination already holds whole: the tag
-// (or digest) resolves to the image's digest, and every attachment can be
-// found from its subject. A registry accepts a manifest only once every blob
-// and manifest it names is there, so nothing of such an image needs
-// checking or pushing, which makes re-importing an archive cheap.
-func (p *pusher) complete(ctx context.Context, targets []*target, jobs int) ([]bool, error) {
-	out := make([]bool, len(targets))
-	eg, ctx := errgroup.WithContext(ctx)
-	eg.SetLimit(jobs)
-	for i, t := range targets {
-		eg.Go(func() error {
-			ref := t.tag
-			if ref == "" {
-				ref = t.image.Digest.String()
-			}
-			d, ok, err := p.c.ManifestDigest(ctx, t.repo, ref)
-			if err != nil || !ok || d != t.image.Digest {
-				return err
-			}
-			out[i] = p.discoverable(ctx, t) == nil
-			return nil
-		})
-	}
-	return out, eg.Wait()
-}
-
-// pushDigests pushes one image's manifests by digest.
-func (p *pusher) pushDigests(ctx context.Context, t *target) error {
-	t.indexed = map[v1.Hash]bool{}
-	for _, m := range t.closure.Manifests {
-		key := t.repo.String() + "@" + m.Digest.String()
-		if p.isDone(key) {
-			continue
-		}
-		_, ok, err := p.c.ManifestDigest(ctx, t.repo, m.Digest.String())
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if t.indexed[m.Digest], err = p.c.PutReferrer(ctx, t.repo, m.Digest, string(m.MediaType), p.s.small[m.Digest]); err != nil {
-				return err
-			}
-		}
-		p.markDone(key)
-	}
-	return nil
-}
-
-// tagImage lists one image's referrers, pushes its cosign tags and its own
-// tag, and reports its status.
-func (p *pusher) tagImage(ctx context.Context, t *target) (string, error) {
-	for _, a := range t.closure.Attached {
-		if err := p.list(ctx, t.repo, a, t.indexed[a.Digest]); err != nil {
-			return "", err
-		}
-	}
-	for _, a := range t.closure.Attached {
-		if a.Tag != "" {
-			if _, err := p.tag(ctx, t.repo, a.Tag, a.Digest, a.MediaType); err != nil {
-				return "", err
-			}
-		}
-	}
-	status := "unchanged"
-	if t.tag != "" {
-		moved, err := p.tag(ctx, t.repo, t.tag, t.image.Digest, t.image.MediaType)
-		if err != nil {
-			return "", err
-		}
-		if moved {
-			status = "pushed"
-		}
-	}
-	return status, p.discoverable(ctx, t)
-}
-
-func (p *pusher) isDone(key string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.done[key]
-}
-
-func (p *pusher) markDone(key string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done[key] = true
-}
-
-// tag points tag at d unless it already does, reporting whether it moved.
-func (p *pusher) tag(ctx context.Context, repo name.Repository, tag string, d v1.Hash, mediaType string) (bool, error) {
-	cur, ok, err := p.c.ManifestDigest(ctx, repo, tag)
-	if err != nil || (ok && cur == d) {
-		return false, err
-	}
-	return true, p.c.PutManifest(ctx, repo, tag, mediaType, p.s.small[d])
-}
-
-// list makes a referrer discoverable from its subject: registries with the
-// referrers API index it themselves; for the others relocate adds it to the
-// fallback tag's index, keeping the entries already there.
-func (p *pusher) list(ctx context.Context, repo name.Repository, a layout.Attachment, indexed bool) error {
-	if a.Kind != layout.AttachReferrer || indexed {
-		return nil
-	}
-	reg := repo.RegistryStr()
-	p.mu.Lock()
-	api, known := p.api[reg]
-	p.mu.Unlock()
-	if !known {
-		var err error
-		if _, api, err = p.c.ReferrersAPI(ctx, repo, a.Subject); err != nil {
-			return err
-		}
-		p.mu.Lock()
-		p.api[reg] = api
-		p.mu.Unlock()
-	}
-	if api {
-		return nil
-	}
-	// Fallback indexes are read, extended and written back: one at a time.
-	p.fallbackMu.Lock()
-	defer p.fallbackMu.Unlock()
-	return p.c.AddToFallbackIndex(ctx, repo, a.Subject, v1.Descriptor{
-		MediaType: types.MediaType(a.MediaType), Size: a.Size, Digest: a.Digest,
-		ArtifactType: a.ArtifactType, Annotations: a.Annotations,
-	})
-}
-
-// discoverable checks that every attachment of an image can be found from
-// its subject at the destination, as a verifier there would look for it.
-func (p *pusher) discoverable(ctx context.Context, t *target) error {
-	listed := map[v1.Hash]map[v1.Hash]bool{}
-	for _, a := range t.closure.Attached {
-		if a.Tag != "" {
-			d, ok, err := p.c.ManifestDigest(ctx, t.repo, a.Tag)
-			if err != nil {
-				return err
-			}
-			if !ok || d != a.Digest {
-				return fmt.Errorf("%s:%s: %s of %s not found after import", t.repo, a.Tag, a.Kind, a.Subject)
-			}
-			continue
-		}
-		if listed[a.Subject] == nil {
-			descs, err := p.c.Referrers(ctx, t.repo, a.Subject)
-			if err != nil {
-				return err
-			}
-			listed[a.Subject] = map[v1.Hash]bool{}
-			for _, d := range descs {
-				listed[a.Subject][d.Digest] = true
-			}
-		}
-		if !listed[a.Subject][a.Digest] {
-			return fmt.Errorf("%s@%s: referrer %s (%s) is not listed for its subject after import", t.repo, a.Subject, a.Digest, a.ArtifactType)
-		}
-	}
-	return nil
-}
-
-func (p *pusher) badBlobs(t *target) []string {
-	var out []string
-	for _, c := range append(append([]layout.Child{}, t.closure.Manifests...), t.closure.Blobs...) {
-		if p.bad[c.Digest] {
-			out = append(out, c.Digest.String())
-		}
-	}
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/relocate-dev/relocate/bundle"
 	"github.com/relocate-dev/relocate/layout"
+	"github.com/relocate-dev/relocate/mirror"
 )
 
 // RelocationMappingType is the artifact type of the relocation mapping that
@@ -33,13 +34,13 @@ type ImportedBundle struct {
 // to the bundle's index as a referrer, and reads the bundle back from the
 // destination as a CNAB client would, checking bundle.json's digest and
 // every image digest.
-func (p *pusher) pushBundles(ctx context.Context, targets []*target, rep *ImportReport) ([]ImportedBundle, error) {
+func (cp *copier) pushBundles(ctx context.Context, targets []*target, rep *ImportReport) ([]ImportedBundle, error) {
 	byRef := map[string]int{}
 	for i, t := range targets {
 		byRef[t.image.Ref] = i
 	}
 	var out []ImportedBundle
-	for _, b := range p.s.toc.Bundles {
+	for _, b := range cp.s.TOC.Bundles {
 		i := byRef[b.Ref]
 		t := targets[i]
 		if rep.Images[i].Status == "refused" {
@@ -54,10 +55,10 @@ func (p *pusher) pushBundles(ctx context.Context, targets []*target, rep *Import
 			return nil, err
 		}
 		subject := v1.Descriptor{MediaType: types.MediaType(t.image.MediaType), Digest: t.image.Digest, Size: t.image.Size}
-		if err := p.attachData(ctx, t.repo, subject, RelocationMappingType, "application/json", raw); err != nil {
+		if err := cp.attachData(ctx, t.repo, subject, RelocationMappingType, "application/json", raw); err != nil {
 			return nil, fmt.Errorf("bundle %s: relocation mapping: %w", b.Ref, err)
 		}
-		if err := p.readBack(ctx, t, b); err != nil {
+		if err := cp.readBack(ctx, t, b); err != nil {
 			return nil, err
 		}
 		out = append(out, ib)
@@ -67,15 +68,12 @@ func (p *pusher) pushBundles(ctx context.Context, targets []*target, rep *Import
 
 // attachData pushes data as an OCI 1.1 referrer of subject and makes it
 // discoverable, through the referrers API or the fallback tag.
-func (p *pusher) attachData(ctx context.Context, repo name.Repository, subject v1.Descriptor, artifactType, mediaType string, data []byte) error {
+func (cp *copier) attachData(ctx context.Context, repo name.Repository, subject v1.Descriptor, artifactType, mediaType string, data []byte) error {
 	empty := []byte("{}")
 	blob := func(b []byte, mt string) (v1.Descriptor, error) {
 		h, n, _ := v1.SHA256(bytes.NewReader(b))
 		d := v1.Descriptor{MediaType: types.MediaType(mt), Digest: h, Size: n}
-		ok, err := p.c.BlobExists(ctx, repo, h)
-		if err == nil && !ok {
-			_, err = p.c.PushBlob(ctx, repo, d, "", func() (io.Reader, error) { return bytes.NewReader(b), nil })
-		}
+		_, err := cp.p.Blob(ctx, []name.Repository{repo}, mirror.Blob{Desc: d, Verified: true, Open: func() (io.Reader, error) { return bytes.NewReader(b), nil }})
 		return d, err
 	}
 	cfg, err := blob(empty, string(types.OCIEmptyJSON))
@@ -91,32 +89,32 @@ func (p *pusher) attachData(ctx context.Context, repo name.Repository, subject v
 		return err
 	}
 	h, n, _ := v1.SHA256(bytes.NewReader(m))
-	indexed, err := p.c.PutReferrer(ctx, repo, h, string(types.OCIManifestSchema1), m)
+	indexed, err := cp.p.Manifest(ctx, repo, h, string(types.OCIManifestSchema1), m)
 	if err != nil {
 		return err
 	}
-	return p.list(ctx, repo, layout.Attachment{Subject: subject.Digest, Digest: h, MediaType: string(types.OCIManifestSchema1), Size: n, Kind: layout.AttachReferrer, ArtifactType: artifactType}, indexed)
+	return cp.p.List(ctx, repo, layout.Attachment{Subject: subject.Digest, Digest: h, MediaType: string(types.OCIManifestSchema1), Size: n, Kind: layout.AttachReferrer, ArtifactType: artifactType}, indexed)
 }
 
 // readBack reads a relocated bundle from the destination in the cnab-to-oci
 // form and compares it with what the archive carried.
-func (p *pusher) readBack(ctx context.Context, t *target, b layout.Bundle) error {
-	m, err := p.c.GetManifest(ctx, t.repo.Digest(t.image.Digest.String()))
+func (cp *copier) readBack(ctx context.Context, t *target, b layout.Bundle) error {
+	m, err := cp.c.GetManifest(ctx, t.repo.Digest(t.image.Digest.String()))
 	if err != nil {
 		return fmt.Errorf("bundle %s at %s: %w", b.Ref, dest(t), err)
 	}
 	stored, err := bundle.ParseStored(m.Raw, func(h v1.Hash) ([]byte, error) {
 		// Ask for what the archive says it is: a registry may answer a
 		// blob asked for as a manifest with a 500, which is retried.
-		if k := p.s.blobs[h].Kind; k == layout.KindIndex || k == layout.KindManifest {
-			mm, err := p.c.GetManifest(ctx, t.repo.Digest(h.String()))
+		if k := cp.s.Blobs[h].Kind; k == layout.KindIndex || k == layout.KindManifest {
+			mm, err := cp.c.GetManifest(ctx, t.repo.Digest(h.String()))
 			if err != nil {
 				return nil, err
 			}
 			return mm.Raw, nil
 		}
 		var buf bytes.Buffer
-		err := p.c.FetchBlob(ctx, t.repo, v1.Descriptor{Digest: h, Size: p.s.blobs[h].Size}, &buf)
+		err := cp.c.FetchBlob(ctx, t.repo, v1.Descriptor{Digest: h, Size: cp.s.Blobs[h].Size}, &buf)
 		return buf.Bytes(), err
 	})
 	if err != nil {

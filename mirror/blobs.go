@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/layout"
 )
 
 // ForeignLayerError is a foreign (non-distributable) layer that the
@@ -51,7 +52,7 @@ func (f *fetch) Write(p []byte) (int, error) {
 	if f.n+int64(len(p)) >= f.desc.Size {
 		f.h.Write(p)
 		if got := fmt.Sprintf("%x", f.h.Sum(nil)); got != f.desc.Digest.Hex {
-			return 0, &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: f.desc.Digest.Algorithm + ":" + got}
+			return 0, &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: f.desc.Digest.Algorithm + ":" + got}
 		}
 		n, err := f.w.Write(p)
 		f.n += int64(n)
@@ -78,29 +79,29 @@ func (w writeErr) Write(p []byte) (int, error) {
 // copy reads the rest of the blob from body.
 func (f *fetch) copy(body io.Reader) error {
 	if _, err := io.Copy(f, io.LimitReader(body, f.desc.Size-f.n)); err != nil {
-		if errors.As(err, new(*IntegrityError)) || errors.As(err, new(*sourceError)) {
+		if errors.As(err, new(*layout.IntegrityError)) || errors.As(err, new(*sourceError)) {
 			return err
 		}
 		return fmt.Errorf("%s: %w", f.where, err)
 	}
 	if f.n < f.desc.Size {
-		return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", f.n, f.desc.Size)}
+		return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", f.n, f.desc.Size)}
 	}
 	// The content must end here. (A connection lost right at the end leaves
 	// the question open; the digest still decides.)
 	var one [1]byte
 	if n, _ := io.ReadFull(body, one[:]); n > 0 {
-		return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("more than %d bytes", f.desc.Size)}
+		return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("more than %d bytes", f.desc.Size)}
 	}
 	return nil
 }
 
 func (f *fetch) finish() error {
 	if f.n != f.desc.Size {
-		return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", f.n, f.desc.Size)}
+		return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", f.n, f.desc.Size)}
 	}
 	if got := fmt.Sprintf("%x", f.h.Sum(nil)); got != f.desc.Digest.Hex {
-		return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: f.desc.Digest.Algorithm + ":" + got}
+		return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: f.desc.Digest.Algorithm + ":" + got}
 	}
 	return nil
 }
@@ -112,7 +113,7 @@ func (f *fetch) response(resp *http.Response) error {
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if resp.ContentLength >= 0 && resp.ContentLength != f.desc.Size {
-			return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes announced instead of %d", resp.ContentLength, f.desc.Size)}
+			return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes announced instead of %d", resp.ContentLength, f.desc.Size)}
 		}
 		if f.n > 0 {
 			if _, err := io.CopyN(io.Discard, resp.Body, f.n); err != nil {
@@ -156,7 +157,7 @@ func (f *fetch) request(ctx context.Context, u string) *http.Request {
 // nothing is written twice. A foreign layer the registry does not have is
 // fetched from its URLs only if the client allows foreign layers.
 func (c *Client) FetchBlob(ctx context.Context, repo name.Repository, desc v1.Descriptor, w io.Writer) error {
-	h, err := NewHasher(desc.Digest)
+	h, err := layout.NewHasher(desc.Digest)
 	if err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ func (c *Client) fetchForeign(ctx context.Context, f *fetch, repo name.Repositor
 		if err == nil {
 			return f.finish()
 		}
-		if errors.As(err, new(*IntegrityError)) || errors.As(err, new(*sourceError)) {
+		if errors.As(err, new(*layout.IntegrityError)) || errors.As(err, new(*sourceError)) {
 			return err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", u, err))
@@ -275,14 +276,14 @@ func (b *uploadBody) check(src io.Reader, desc v1.Descriptor, where string) erro
 		return b.err
 	}
 	if b.n < desc.Size {
-		return &IntegrityError{Where: where, Want: desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", b.n, desc.Size)}
+		return &layout.IntegrityError{Where: where, Want: desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", b.n, desc.Size)}
 	}
 	var one [1]byte
 	if n, _ := io.ReadFull(src, one[:]); n > 0 {
-		return &IntegrityError{Where: where, Want: desc.Digest, Got: fmt.Sprintf("more than %d bytes", desc.Size)}
+		return &layout.IntegrityError{Where: where, Want: desc.Digest, Got: fmt.Sprintf("more than %d bytes", desc.Size)}
 	}
 	if got := fmt.Sprintf("%x", b.h.Sum(nil)); got != desc.Digest.Hex {
-		return &IntegrityError{Where: where, Want: desc.Digest, Got: desc.Digest.Algorithm + ":" + got}
+		return &layout.IntegrityError{Where: where, Want: desc.Digest, Got: desc.Digest.Algorithm + ":" + got}
 	}
 	return nil
 }
@@ -294,31 +295,53 @@ type sessionLost struct{ err error }
 func (e *sessionLost) Error() string { return e.err.Error() }
 func (e *sessionLost) Unwrap() error { return e.err }
 
-// PushBlob makes repo hold a blob: by mounting it from mountFrom (a
-// repository of the same registry) when given, else by uploading the content
-// that open returns, from its start each time it is called. It reports
-// whether content was uploaded.
+// Blob is content to push.
+type Blob struct {
+	Desc v1.Descriptor
+	// Open returns the content from its start; an upload that must start
+	// again calls it again.
+	Open func() (io.Reader, error)
+	// Verified says the content was checked against Desc already (held in
+	// memory, or hashed before): it goes up in one PUT. Content not yet
+	// checked goes up in a PATCH, hashed on the way, and the upload is
+	// completed only if it matches.
+	Verified bool
+}
+
+// Outcome is how a repository came to hold a blob.
+type Outcome int
+
+const (
+	Uploaded Outcome = iota // its content was sent
+	Mounted                 // mounted from another repository of the registry
+	Present                 // the repository held it already
+)
+
+// PushBlob makes repo hold a blob. With from set (a repository of the same
+// registry, possibly repo itself), it first asks the registry to mount the
+// blob from there: the answer also says whether repo holds it already, so
+// no HEAD is needed; a registry that cannot mount starts an upload
+// session, which the content then fills.
 //
-// The content goes up in a PATCH and is hashed on the way; the upload is
-// completed (PUT with the digest) only when it matches. Content that does
-// not match fails with an *IntegrityError, never retried, and its session
-// is cancelled, so that the registry keeps nothing of it. Requests that
-// fail for reasons that may pass are retried; when the registry lost the
-// session, the upload starts again from the start of the content.
-func (c *Client) PushBlob(ctx context.Context, repo name.Repository, desc v1.Descriptor, mountFrom string, open func() (io.Reader, error)) (bool, error) {
-	where := repo.String() + "@" + desc.Digest.String()
+// Content that does not match fails with an *layout.IntegrityError, never
+// retried, and its session is cancelled, so that the registry keeps
+// nothing of it. Requests that fail for reasons that may pass are retried;
+// when the registry lost the session, the upload starts again from the
+// start of the content.
+func (c *Client) PushBlob(ctx context.Context, repo name.Repository, b Blob, from string) (Outcome, error) {
+	where := repo.String() + "@" + b.Desc.Digest.String()
 	for restarts := 0; ; restarts++ {
-		up, err := c.pushSession(ctx, repo, desc, mountFrom, open, where)
+		out, err := c.pushSession(ctx, repo, b, from, where)
 		var lost *sessionLost
 		if !errors.As(err, &lost) {
-			return up, err
+			return out, err
 		}
 		if restarts >= c.policy.Retries {
-			return false, fmt.Errorf("%s: uploading: %w", where, lost.err)
+			return out, fmt.Errorf("%s: uploading: %w", where, lost.err)
 		}
 		c.retried.Add(1)
 		if err := sleep(ctx, c.policy.wait(restarts, 0)); err != nil {
-			return false, err
+			return out, err
 		}
 	}
 }
@@ -334,11 +357,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// pushSession is one upload session: POST, PATCH, PUT.
-func (c *Client) pushSession(ctx context.Context, repo name.Repository, desc v1.Descriptor, mountFrom string, open func() (io.Reader, error), where string) (bool, error) {
+// pushSession is one upload session: POST, then PUT with the content when
+// it is verified already, else PATCH and PUT.
+func (c *Client) pushSession(ctx context.Context, repo name.Repository, b Blob, from, where string) (Outcome, error) {
+	desc := b.Desc
 	q := ""
-	if mountFrom != "" {
-		q = "?mount=" + url.QueryEscape(desc.Digest.String()) + "&from=" + url.QueryEscape(mountFrom)
+	if from != "" {
+		q = "?mount=" + url.QueryEscape(desc.Digest.String()) + "&from=" + url.QueryEscape(from)
+	}
+	mountFrom := from
+	if from == repo.RepositoryStr() {
+		mountFrom = "" // no other repository's scope to ask for
 	}
 	var loc *url.URL
 	mounted := false
@@ -349,7 +378,7 @@ func (c *Client) pushSession(ctx context.Context, repo name.Repository, desc v1.
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusCreated && mountFrom != "" {
+		if resp.StatusCode == http.StatusCreated && from != "" {
 			mounted = true
 			return nil
 		}
@@ -361,9 +390,18 @@ func (c *Client) pushSession(ctx context.Context, repo name.Repository, desc v1.
 		}
 		return nil
 	})
-	if err != nil || mounted {
-		return false, err
+	switch {
+	case err != nil:
+		return Uploaded, err
+	case mounted && mountFrom == "":
+		return Present, nil
+	case mounted:
+		return Mounted, nil
 	}
+	if b.Verified {
+		return Uploaded, c.putWhole(ctx, repo, b, loc, where)
+	}
+	open := b.Open
 
 	// The content, hashed as it goes up. A retry at the same location
 	// works when the registry never saw the failed request; if it saw part
@@ -378,7 +416,7 @@ func (c *Client) pushSession(ctx context.Context, repo name.Repository, desc v1.
 		if err != nil {
 			return &sourceError{err: err}
 		}
-		h, err := NewHasher(desc.Digest)
+		h, err := layout.NewHasher(desc.Digest)
 		if err != nil {
 			return &sourceError{err: err}
 		}
@@ -414,17 +452,17 @@ func (c *Client) pushSession(ctx context.Context, repo name.Repository, desc v1.
 		if errors.As(err, &se) {
 			// The body ended early and cleanly: the session still answers.
 			c.cancelUpload(ctx, repo, loc)
-			return false, se.err
+			return Uploaded, se.err
 		}
 		if !errors.As(err, new(*sessionLost)) {
 			// In case the registry never saw the failed request.
 			c.cancelUpload(ctx, repo, loc)
 		}
-		return false, err
+		return Uploaded, err
 	}
 	if err := body.check(src, desc, where); err != nil {
 		c.cancelUpload(ctx, repo, next)
-		return false, err
+		return Uploaded, err
 	}
 
 	q2 := next.Query()
@@ -457,7 +495,51 @@ func (c *Client) pushSession(ctx context.Context, repo name.Repository, desc v1.
 	if err != nil && !errors.As(err, new(*sessionLost)) {
 		c.cancelUpload(ctx, repo, next)
 	}
-	return err == nil, err
+	return Uploaded, err
+}
+
+// putWhole sends content already verified in the PUT that completes the
+// upload: one request instead of two.
+func (c *Client) putWhole(ctx context.Context, repo name.Repository, b Blob, loc *url.URL, where string) error {
+	q := loc.Query()
+	q.Set("digest", b.Desc.Digest.String())
+	loc.RawQuery = q.Encode()
+	tries := 0
+	err := c.retry1(ctx, func() error {
+		tries++
+		r, err := b.Open()
+		if err != nil {
+			return &sourceError{err: err}
+		}
+		req, _ := http.NewRequest(http.MethodPut, loc.String(), io.NopCloser(io.LimitReader(r, b.Desc.Size)))
+		req.ContentLength = b.Desc.Size
+		req.Header.Set("Content-Type", "application/octet-stream")
+		resp, err := c.do(ctx, repo, true, "", req)
+		if err != nil {
+			return fmt.Errorf("%s: uploading: %w", where, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusCreated {
+			return nil
+		}
+		serr := statusErr(resp, http.StatusCreated)
+		if tries > 1 && lostSession(resp.StatusCode) {
+			if ok, herr := c.headBlob(ctx, repo, b.Desc.Digest, true); herr == nil && ok {
+				return nil // the first PUT completed it before its answer was lost
+			}
+			return &sessionLost{err: serr}
+		}
+		return fmt.Errorf("%s: uploading: %w", where, serr)
+	})
+	var se *sourceError
+	if errors.As(err, &se) {
+		c.cancelUpload(ctx, repo, loc)
+		return se.err
+	}
+	if err != nil && !errors.As(err, new(*sessionLost)) {
+		c.cancelUpload(ctx, repo, loc)
+	}
+	return err
 }
 
 func (b *uploadBody) sourceErr() error {

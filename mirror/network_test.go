@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/layout"
 )
 
 // secretKeychain hands out a password for every registry.
@@ -240,11 +241,11 @@ func pushManifest(t *testing.T, c *Client, host, repo, tag string) (*Manifest, v
 	ctx := context.Background()
 	r, _ := c.ParseRepository(host + "/" + repo)
 	layer := desc("layer of " + repo)
-	if _, err := c.PushBlob(ctx, r, layer, "", func() (io.Reader, error) { return strings.NewReader("layer of " + repo), nil }); err != nil {
+	if _, err := c.PushBlob(ctx, r, Blob{Desc: layer, Open: func() (io.Reader, error) { return strings.NewReader("layer of " + repo), nil }}, ""); err != nil {
 		t.Fatal(err)
 	}
 	cfg := desc("{}")
-	if _, err := c.PushBlob(ctx, r, cfg, "", func() (io.Reader, error) { return strings.NewReader("{}"), nil }); err != nil {
+	if _, err := c.PushBlob(ctx, r, Blob{Desc: cfg, Open: func() (io.Reader, error) { return strings.NewReader("{}"), nil }}, ""); err != nil {
 		t.Fatal(err)
 	}
 	raw := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}`, cfg.Digest, layer.Digest, layer.Size))
@@ -364,7 +365,7 @@ func TestMismatchNotRetried(t *testing.T) {
 	c := New(WithPlainHTTP(true), fast)
 	m, layer := pushManifest(t, c, host, "team/app", "v1")
 	repo, _ := c.ParseRepository(host + "/team/app")
-	if _, err := c.GetManifest(ctx, repo.Digest(m.Digest.String())); !errors.As(err, new(*IntegrityError)) {
+	if _, err := c.GetManifest(ctx, repo.Digest(m.Digest.String())); !errors.As(err, new(*layout.IntegrityError)) {
 		t.Fatalf("manifest: %v", err)
 	}
 	if n := gets.Load(); n != 1 {
@@ -372,7 +373,7 @@ func TestMismatchNotRetried(t *testing.T) {
 	}
 	gets.Store(0)
 	var out bytes.Buffer
-	if err := c.FetchBlob(ctx, repo, layer, &out); !errors.As(err, new(*IntegrityError)) {
+	if err := c.FetchBlob(ctx, repo, layer, &out); !errors.As(err, new(*layout.IntegrityError)) {
 		t.Fatalf("blob: %v", err)
 	}
 	if n := gets.Load(); n != 1 || c.Retried() != 0 {
@@ -545,16 +546,16 @@ func TestPushMismatchLeavesNothing(t *testing.T) {
 		repo, _ := c.ParseRepository(strings.TrimPrefix(srv.URL, "http://") + "/team/app")
 		d := desc("the content promised")
 		opens := 0
-		_, err := c.PushBlob(context.Background(), repo, d, "", func() (io.Reader, error) {
+		_, err := c.PushBlob(context.Background(), repo, Blob{Desc: d, Open: func() (io.Reader, error) {
 			opens++
 			if sized {
 				return strings.NewReader("the content delivered"[:d.Size]), nil
 			}
 			return io.MultiReader(strings.NewReader("the content delivered"[:d.Size])), nil
-		})
-		var ie *IntegrityError
+		}}, "")
+		var ie *layout.IntegrityError
 		if !errors.As(err, &ie) {
-			t.Fatalf("sized %v: %v, want an IntegrityError", sized, err)
+			t.Fatalf("sized %v: %v, want an layout.IntegrityError", sized, err)
 		}
 		if opens != 1 || u.patches != 1 || len(u.puts) != 0 || c.Retried() != 0 {
 			t.Errorf("sized %v: opened %d times, %d PATCH, %d PUT, %d retries; want 1, 1, 0, 0", sized, opens, u.patches, len(u.puts), c.Retried())
@@ -572,8 +573,8 @@ func TestPushMismatchLeavesNothing(t *testing.T) {
 		c, srv := uploadClient(t, u)
 		repo, _ := c.ParseRepository(strings.TrimPrefix(srv.URL, "http://") + "/team/app")
 		d := desc("the content promised")
-		_, err := c.PushBlob(context.Background(), repo, d, "", func() (io.Reader, error) { return io.MultiReader(strings.NewReader(content)), nil })
-		if !errors.As(err, new(*IntegrityError)) || len(u.puts) != 0 || u.held() != 0 || len(u.deletes) != 1 {
+		_, err := c.PushBlob(context.Background(), repo, Blob{Desc: d, Open: func() (io.Reader, error) { return io.MultiReader(strings.NewReader(content)), nil }}, "")
+		if !errors.As(err, new(*layout.IntegrityError)) || len(u.puts) != 0 || u.held() != 0 || len(u.deletes) != 1 {
 			t.Errorf("content %q: %v; %d PUT, %d bytes held, %v deleted", content, err, len(u.puts), u.held(), u.deletes)
 		}
 	}
@@ -587,9 +588,9 @@ func TestPushSourceFailureCancels(t *testing.T) {
 	repo, _ := c.ParseRepository(strings.TrimPrefix(srv.URL, "http://") + "/team/app")
 	d := desc("0123456789")
 	boom := errors.New("archive truncated")
-	_, err := c.PushBlob(context.Background(), repo, d, "", func() (io.Reader, error) {
+	_, err := c.PushBlob(context.Background(), repo, Blob{Desc: d, Open: func() (io.Reader, error) {
 		return io.MultiReader(strings.NewReader("01234"), iotestErr{boom}), nil
-	})
+	}}, "")
 	if !errors.Is(err, boom) || c.Retried() != 0 {
 		t.Fatalf("%v (retried %d times), want the source's error, not retried", err, c.Retried())
 	}
@@ -639,11 +640,11 @@ func TestPushRetries(t *testing.T) {
 			c, srv := uploadClient(t, u)
 			repo, _ := c.ParseRepository(strings.TrimPrefix(srv.URL, "http://") + "/team/app")
 			opens := 0
-			up, err := c.PushBlob(context.Background(), repo, d, "", func() (io.Reader, error) {
+			up, err := c.PushBlob(context.Background(), repo, Blob{Desc: d, Open: func() (io.Reader, error) {
 				opens++
 				return strings.NewReader(content), nil
-			})
-			if err != nil || !up {
+			}}, "")
+			if err != nil || up != Uploaded {
 				t.Fatalf("push: %v", err)
 			}
 			if len(u.puts) != 1 || u.puts[0] != d.Digest.String() || u.next != tc.want || opens != tc.opens {
@@ -664,8 +665,8 @@ func TestPushRetries(t *testing.T) {
 		defer srv.Close()
 		c := New(WithPlainHTTP(true), fast)
 		repo, _ := c.ParseRepository(strings.TrimPrefix(srv.URL, "http://") + "/team/app")
-		up, err := c.PushBlob(context.Background(), repo, d, "", func() (io.Reader, error) { return strings.NewReader(content), nil })
-		if err != nil || !up || u.next != 1 {
+		up, err := c.PushBlob(context.Background(), repo, Blob{Desc: d, Open: func() (io.Reader, error) { return strings.NewReader(content), nil }}, "")
+		if err != nil || up != Uploaded || u.next != 1 {
 			t.Fatalf("push: %v, %d sessions", err, u.next)
 		}
 	})
@@ -719,7 +720,7 @@ func TestForeignLayers(t *testing.T) {
 	push := func(c *Client, tag string, urls ...string) string {
 		r, _ := c.ParseRepository(host + "/win/base")
 		cfg := desc("{}")
-		c.PushBlob(ctx, r, cfg, "", func() (io.Reader, error) { return strings.NewReader("{}"), nil })
+		c.PushBlob(ctx, r, Blob{Desc: cfg, Open: func() (io.Reader, error) { return strings.NewReader("{}"), nil }}, "")
 		u, _ := json.Marshal(urls)
 		raw := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"%s","size":2},"layers":[{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"%s","size":%d,"urls":%s}]}`, cfg.Digest, d.Digest, d.Size, u)
 		if err := c.PutManifest(ctx, r, tag, "application/vnd.docker.distribution.manifest.v2+json", []byte(raw)); err != nil {
@@ -846,7 +847,7 @@ func TestSkippedAttachmentLeavesNothing(t *testing.T) {
 	r, _ := c.ParseRepository(host + "/team/app")
 	// A referrer whose config is gone.
 	cfg := desc(`{"kind":"sbom"}`)
-	c.PushBlob(ctx, r, cfg, "", func() (io.Reader, error) { return strings.NewReader(`{"kind":"sbom"}`), nil })
+	c.PushBlob(ctx, r, Blob{Desc: cfg, Open: func() (io.Reader, error) { return strings.NewReader(`{"kind":"sbom"}`), nil }}, "")
 	raw := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/spdx+json","config":{"mediaType":"application/spdx+json","digest":"%s","size":%d},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d}}`, cfg.Digest, cfg.Size, m.Digest, len(m.Raw)))
 	rd := desc(string(raw)).Digest
 	if _, err := c.PutReferrer(ctx, r, rd, "application/vnd.oci.image.manifest.v1+json", raw); err != nil {

@@ -517,7 +517,7 @@ func TestForeignLayers(t *testing.T) {
 	repo, _ := c.ParseRepository(host + "/win/base")
 	push := func(content string) v1.Hash {
 		d, n, _ := v1.SHA256(strings.NewReader(content))
-		if _, err := c.PushBlob(ctx, repo, v1.Descriptor{Digest: d, Size: n}, "", func() (io.Reader, error) { return strings.NewReader(content), nil }); err != nil {
+		if _, err := c.PushBlob(ctx, repo, mirror.Blob{Desc: v1.Descriptor{Digest: d, Size: n}, Open: func() (io.Reader, error) { return strings.NewReader(content), nil }}, ""); err != nil {
 			t.Fatal(err)
 		}
 		return d

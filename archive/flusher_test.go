@@ -1,4 +1,4 @@
-package relocate
+package archive
 
 import (
 	"errors"
