@@ -10,7 +10,10 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-func hash(c byte) v1.Hash { return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(string(c), 64)} }
+// repeated is a digest of one hex digit repeated.
+func repeated(c byte) v1.Hash {
+	return v1.Hash{Algorithm: "sha256", Hex: strings.Repeat(string(c), 64)}
+}
 
 // indexTOC holds three images that share the tag v1, one exported by
 // digest, and attachments: a notation signature and a cosign signature of
@@ -20,19 +23,19 @@ func indexTOC() *TOC {
 	const oci = "application/vnd.oci.image.manifest.v1+json"
 	return &TOC{SchemaVersion: TOCSchemaVersion,
 		Images: []Image{
-			{Ref: "reg.example:5000/team/app-2:v1", Digest: hash('2'), MediaType: oci, Size: 12},
-			{Ref: "reg.example:5000/team/app-0:v1", Digest: hash('0'), MediaType: oci, Size: 10},
-			{Ref: "reg.example:5000/team/app-1:v1", Digest: hash('1'), MediaType: "application/vnd.docker.distribution.manifest.v2+json", Size: 11},
-			{Ref: "reg.example:5000/team/pinned@sha256:" + hash('3').Hex, Digest: hash('3'), MediaType: oci, Size: 13},
+			{Ref: "reg.example:5000/team/app-2:v1", Digest: repeated('2'), MediaType: oci, Size: 12},
+			{Ref: "reg.example:5000/team/app-0:v1", Digest: repeated('0'), MediaType: oci, Size: 10},
+			{Ref: "reg.example:5000/team/app-1:v1", Digest: repeated('1'), MediaType: "application/vnd.docker.distribution.manifest.v2+json", Size: 11},
+			{Ref: "reg.example:5000/team/pinned@sha256:" + repeated('3').Hex, Digest: repeated('3'), MediaType: oci, Size: 13},
 		},
 		Attachments: []Attachment{
-			{Subject: hash('0'), Digest: hash('c'), MediaType: oci, Size: 600, Kind: AttachCosignSignature, ArtifactType: "application/vnd.oci.image.config.v1+json",
-				Tag: CosignTag(hash('0'), AttachCosignSignature)},
-			{Subject: hash('0'), Digest: hash('a'), MediaType: oci, Size: 700, Kind: AttachReferrer, ArtifactType: "application/vnd.cncf.notary.signature",
+			{Subject: repeated('0'), Digest: repeated('c'), MediaType: oci, Size: 600, Kind: AttachCosignSignature, ArtifactType: "application/vnd.oci.image.config.v1+json",
+				Tag: CosignTag(repeated('0'), AttachCosignSignature)},
+			{Subject: repeated('0'), Digest: repeated('a'), MediaType: oci, Size: 700, Kind: AttachReferrer, ArtifactType: "application/vnd.cncf.notary.signature",
 				Annotations: map[string]string{"io.cncf.notary.x509chain.thumbprint#S256": "[]"}},
-			{Subject: hash('1'), Digest: hash('b'), MediaType: oci, Size: 800, Kind: AttachReferrer, ArtifactType: "application/spdx+json"},
-			{Subject: hash('2'), Digest: hash('b'), MediaType: oci, Size: 800, Kind: AttachReferrer, ArtifactType: "application/spdx+json"},
-			{Subject: hash('2'), Digest: hash('3'), MediaType: oci, Size: 13, Kind: AttachReferrer, ArtifactType: "application/example"},
+			{Subject: repeated('1'), Digest: repeated('b'), MediaType: oci, Size: 800, Kind: AttachReferrer, ArtifactType: "application/spdx+json"},
+			{Subject: repeated('2'), Digest: repeated('b'), MediaType: oci, Size: 800, Kind: AttachReferrer, ArtifactType: "application/spdx+json"},
+			{Subject: repeated('2'), Digest: repeated('3'), MediaType: oci, Size: 13, Kind: AttachReferrer, ArtifactType: "application/example"},
 		},
 	}
 }
@@ -60,7 +63,7 @@ func TestBuildIndex(t *testing.T) {
 		`0 10 ` + oci + ` "" ` + name("reg.example:5000/team/app-0:v1"),
 		`1 11 application/vnd.docker.distribution.manifest.v2+json "" ` + name("reg.example:5000/team/app-1:v1"),
 		`2 12 ` + oci + ` "" ` + name("reg.example:5000/team/app-2:v1"),
-		`3 13 ` + oci + ` "" ` + name("reg.example:5000/team/pinned@sha256:"+hash('3').Hex),
+		`3 13 ` + oci + ` "" ` + name("reg.example:5000/team/pinned@sha256:"+repeated('3').Hex),
 		// Then attached manifests in digest order, unnamed, each once; the
 		// referrer that is also an image is not listed again. A referrer
 		// has its artifact type, a cosign tag's manifest none.
