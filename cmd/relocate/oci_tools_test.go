@@ -291,6 +291,10 @@ func TestArchiveInOCITools(t *testing.T) {
 					t.Errorf("oras manifest fetch --oci-layout-path %s %s: %s, want %s", l, im.Ref, got, im.Digest)
 				}
 			}
+			// The digest docs/format.md gives notation.
+			if got := strings.TrimSpace(string(stdoutOf(t, nil, oras, "resolve", "--oci-layout-path", f.dir, im.Ref))); got != im.Digest {
+				t.Errorf("oras resolve --oci-layout-path %s %s: %s, want %s", f.dir, im.Ref, got, im.Digest)
+			}
 			var tree discovered
 			if err := json.Unmarshal(stdoutOf(t, nil, oras, "discover", "--format", "json", "--oci-layout-path", f.dir, im.Ref), &tree); err != nil {
 				t.Fatal(err)
