@@ -248,6 +248,70 @@ func TestArchiveInOCITools(t *testing.T) {
 		}
 	})
 
+	// index.json is what other tools read: relocate refuses one that would
+	// lead them elsewhere than the table of contents says.
+	t.Run("misleading index.json refused", func(t *testing.T) {
+		good := readAll(t, f.archive)
+		var toc layout.TOC
+		readEntry(t, f.archive, layout.TOCFile, &toc)
+		var notationSig string
+		for _, a := range toc.Attachments {
+			if a.ArtifactType == "application/vnd.cncf.notary.signature" && a.Subject.String() == f.oci[0].Digest {
+				notationSig = a.Digest.String()
+			}
+		}
+		editIndex := func(fn func(ms []v1.Descriptor) []v1.Descriptor) []entry {
+			return edit(good, layout.IndexFile, func(e *entry) {
+				var idx v1.IndexManifest
+				if err := json.Unmarshal(e.data, &idx); err != nil {
+					t.Fatal(err)
+				}
+				idx.Manifests = fn(idx.Manifests)
+				e.data, _ = json.Marshal(idx)
+			})
+		}
+		find := func(ms []v1.Descriptor, digest string) *v1.Descriptor {
+			i := slices.IndexFunc(ms, func(d v1.Descriptor) bool { return d.Digest.String() == digest })
+			if i < 0 {
+				t.Fatalf("index.json lists no %s", digest)
+			}
+			return &ms[i]
+		}
+		for i, tc := range []struct {
+			name    string
+			entries []entry
+			subject string
+			want    string
+		}{
+			{"an image under another's name", editIndex(func(ms []v1.Descriptor) []v1.Descriptor {
+				find(ms, f.oci[0].Digest).Annotations[layout.AnnotationRefName] = f.oci[1].Ref
+				return ms
+			}), f.oci[0].Ref, "another tool would find it under that name"},
+			{"a signature under an image's name", editIndex(func(ms []v1.Descriptor) []v1.Descriptor {
+				find(ms, notationSig).Annotations = map[string]string{layout.AnnotationRefName: f.oci[0].Ref}
+				return ms
+			}), notationSig, "it must carry no name"},
+			{"a signature left out", editIndex(func(ms []v1.Descriptor) []v1.Descriptor {
+				return slices.DeleteFunc(ms, func(d v1.Descriptor) bool { return d.Digest.String() == notationSig })
+			}), notationSig, "not in index.json"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				bad := filepath.Join(t.TempDir(), "bad.tar")
+				writeAll(t, bad, tc.entries)
+				prefix := fmt.Sprintf("ocitools-refused%d", i)
+				for _, args := range [][]string{{"verify", bad}, {"import", bad, "--to", dst.Host + "/" + prefix, "--plain-http"}} {
+					r := relocateCmd(t, nil, args...)
+					if r.code != exitRefused || !strings.Contains(r.stderr, tc.subject+": ") || !strings.Contains(r.stderr, tc.want) {
+						t.Errorf("%s: exit %d, want %d naming %s: %s\n%s", args[0], r.code, exitRefused, tc.subject, tc.want, r.stderr)
+					}
+				}
+				if repos := catalog(t, dst.Host, prefix); len(repos) != 0 {
+					t.Errorf("refused import pushed to %v", repos)
+				}
+			})
+		}
+	})
+
 	t.Run("skopeo", func(t *testing.T) {
 		skopeo := testtools.Need(t, "skopeo")
 		env := []string{"TMPDIR=" + t.TempDir()} // oci-archive: unpacks there
