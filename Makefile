@@ -42,12 +42,13 @@ bench: deps build
 
 # The registry the tests and the demo run (Debian's CNCF distribution), the
 # notary server and client for the Notary v1 tests, the in-toto tools for the
-# CNAB Security tests, and skopeo for the
-# benchmark's comparison.
+# CNAB Security tests, skopeo for the benchmark's comparison, and skopeo,
+# podman and containerd for the tests that read an archive with them.
 deps:
-	@{ test -x /usr/bin/docker-registry && command -v notary-server >/dev/null 2>&1 && command -v in-toto-run >/dev/null 2>&1; } || { \
+	@{ test -x /usr/bin/docker-registry && command -v notary-server >/dev/null 2>&1 && command -v in-toto-run >/dev/null 2>&1 \
+	   && command -v podman >/dev/null 2>&1 && command -v containerd >/dev/null 2>&1; } || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo notary in-toto; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo notary in-toto podman containerd; }
 
 # The signing tools the signature tests drive (cosign, notation, oras, crane),
 # built once at exact versions into $${RELOCATE_TOOLS_DIR:-~/.cache/relocate/tools}.
