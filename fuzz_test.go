@@ -272,7 +272,7 @@ func buildArchive(tb testing.TB, multi bool, tuf func(layout.Image) (layout.TUFR
 		toc.TUF = []layout.TUFRepo{repo}
 	}
 	toc.Sort()
-	indexJSON, err := layout.BuildIndex(toc.Images)
+	indexJSON, err := layout.BuildIndex(toc)
 	if err != nil {
 		tb.Fatal(err)
 	}

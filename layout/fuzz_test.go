@@ -98,7 +98,7 @@ func checkTOC(t *testing.T, toc *TOC) {
 // is an index of schemaVersion 2 that, when its digests are well formed,
 // survives a marshal round trip.
 func FuzzParseIndex(f *testing.F) {
-	idx, err := BuildIndex(seedImages())
+	idx, err := BuildIndex(&TOC{Images: seedImages()})
 	if err != nil {
 		f.Fatal(err)
 	}
