@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"golang.org/x/sync/errgroup"
@@ -41,9 +42,9 @@ type sinceBase struct {
 	name   string
 }
 
-// readSince reads what --since names: an earlier archive (opened the way
-// verify opens one, volume sets included where openArchive takes them) or
-// just its relocate-toc.json. Only the table of contents is used.
+// readSince reads what --since names: an earlier archive, in one file or
+// as a volume set (its index or one of its volumes, as verify finds them),
+// or just its relocate-toc.json. Only the table of contents is used.
 func readSince(path string) (*sinceBase, error) {
 	bad := func(err error) error { return fmt.Errorf("%w: --since %s: %v", ErrUsage, path, err) }
 	f, err := os.Open(path)
@@ -52,7 +53,7 @@ func readSince(path string) (*sinceBase, error) {
 	}
 	br := bufio.NewReader(f)
 	first, _ := br.Peek(512)
-	if t := bytes.TrimLeft(first, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+	if t := bytes.TrimLeft(first, " \t\r\n"); len(t) > 0 && t[0] == '{' && !bytes.Contains(first, []byte(archive.VolumeIndexMediaType)) {
 		defer f.Close()
 		raw, err := io.ReadAll(io.LimitReader(br, layout.MaxTOCSize+1))
 		if err != nil {
@@ -68,7 +69,7 @@ func readSince(path string) (*sinceBase, error) {
 		return &sinceBase{toc: toc, digest: v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(raw))}, name: filepath.Base(path)}, nil
 	}
 	f.Close()
-	s, err := openArchive(path, nil)
+	s, err := openArchive(path, nil, VolumeOptions{})
 	if err != nil {
 		return nil, bad(err)
 	}
@@ -77,7 +78,11 @@ func readSince(path string) (*sinceBase, error) {
 	if err != nil {
 		return nil, bad(err)
 	}
-	return &sinceBase{toc: s.TOC, digest: d, name: filepath.Base(path)}, nil
+	name := filepath.Base(path)
+	if s.vols != nil {
+		name = s.vols.set.Index.Archive.Name // the archive, not the volume or index named
+	}
+	return &sinceBase{toc: s.TOC, digest: d, name: name}, nil
 }
 
 // checkExpected makes sure, before anything is pushed, that the

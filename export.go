@@ -56,6 +56,9 @@ type ExportOptions struct {
 	// NoResume starts over, removing what an interrupted export to Output
 	// left, and leaves nothing behind if this one fails too.
 	NoResume bool
+	// VolumeSize, when set, writes the archive as volumes Output.001, …
+	// of at most this many bytes, and their index (see VolumesReport).
+	VolumeSize int64
 }
 
 // ExportReport says what an export wrote.
@@ -80,6 +83,8 @@ type ExportReport struct {
 	Delta *DeltaInfo `json:"delta,omitempty"`
 	// Resumed says what was taken from an interrupted earlier run.
 	Resumed *ResumeReport `json:"resumed,omitempty"`
+	// Volumes describes the volume set written with VolumeSize.
+	Volumes *VolumesReport `json:"volumes,omitempty"`
 }
 
 // NotarySource is a Notary v1 GUN to carry, from a notary server; CA, if
@@ -132,6 +137,9 @@ func sourceRef(ref string) (string, error) {
 func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if len(o.Refs) == 0 && len(o.Bundles) == 0 {
 		return nil, fmt.Errorf("nothing to export: give at least one image reference or bundle")
+	}
+	if err := checkVolumeOptions(o); err != nil {
+		return nil, err
 	}
 	refs := make([]string, len(o.Refs))
 	for i, r := range o.Refs {
@@ -188,7 +196,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if base != nil {
 		toc.LeaveOut(base.toc, base.digest, base.name)
 	}
-	indexJSON, err := layout.BuildIndex(toc.Images)
+	indexJSON, err := layout.BuildIndex(toc)
 	if err != nil {
 		return nil, err
 	}
@@ -216,6 +224,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 
 	if o.Output == "-" {
 		return rep, archive.WriteStream(ctx, o.Stdout, o.Compression, plan, content)
+	}
+	if o.VolumeSize > 0 {
+		return rep, exportVolumes(ctx, o, rep, plan, content, tocJSON)
 	}
 	if err := writeFile(ctx, o, rep, plan, content, content.heads, prog); err != nil {
 		return nil, err

@@ -425,15 +425,6 @@ func writeSynced(path string, b []byte) error {
 	return err
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // complete records an entry or frame as complete in the partial; it goes
 // to the journal once a sync has covered it.
 func (p *Partial) complete(r record) {

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -21,11 +20,6 @@ import (
 	"time"
 
 	"github.com/relocate-dev/relocate"
-	"github.com/relocate-dev/relocate/archive"
-	"github.com/relocate-dev/relocate/internal/atomicfile"
-	"github.com/relocate-dev/relocate/layout"
-	"github.com/relocate-dev/relocate/mirror"
-	"github.com/relocate-dev/relocate/verify"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -59,6 +53,8 @@ type env struct {
 	// reported is set once a --json document went to stdout: scripts get
 	// exactly one, whatever the outcome.
 	reported bool
+	// secrets are passwords read for this run, kept out of every message.
+	secrets []string
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -68,6 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
+	err = e.redact(err)
 	fmt.Fprintln(stderr, "relocate: "+err.Error())
 	code := exitCode(err)
 	if code == exitUsage {
@@ -107,11 +104,11 @@ func wantsJSON(args []string) bool {
 type jsonError struct {
 	Error struct {
 		// Kind is "usage" (exit 2), "operational" (exit 1) or "refused" (exit 3).
-		Kind     string           `json:"kind"`
-		Code     int              `json:"exitCode"`
-		Message  string           `json:"message"`
-		Registry string           `json:"registry,omitempty"`
-		Problems []verify.Problem `json:"problems,omitempty"`
+		Kind     string             `json:"kind"`
+		Code     int                `json:"exitCode"`
+		Message  string             `json:"message"`
+		Registry string             `json:"registry,omitempty"`
+		Problems []relocate.Problem `json:"problems,omitempty"`
 	} `json:"error"`
 }
 
@@ -149,7 +146,7 @@ func plainHTTPHostFlag() cli.Flag {
 }
 
 func retriesFlag() cli.Flag {
-	return &cli.IntFlag{Name: "retries", Value: mirror.DefaultRetries, Usage: "retry a registry request that failed for a reason that may pass (5xx, 429 after its Retry-After, a reset connection, a body cut short) up to `N` times, waiting longer each time; content that does not match its digest is never retried"}
+	return &cli.IntFlag{Name: "retries", Value: relocate.DefaultRetries, Usage: "retry a registry request that failed for a reason that may pass (5xx, 429 after its Retry-After, a reset connection, a body cut short) up to `N` times, waiting longer each time; content that does not match its digest is never retried"}
 }
 
 func jobsFlag() cli.Flag {
@@ -216,7 +213,7 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 	}
 	if f := c.String("policy"); f != "" {
 		o.PolicyFile = f
-		if o.Policy, err = verify.LoadPolicy(f); err != nil {
+		if o.Policy, err = relocate.LoadPolicy(f); err != nil {
 			return o, usagef("--policy %s: %v", f, err)
 		}
 	}
@@ -239,7 +236,7 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 }
 
 // saySignatures prints the signature verdict of each image a rule covered.
-func (e *env) saySignatures(c *cli.Context, sr *verify.SignatureResult) {
+func (e *env) saySignatures(c *cli.Context, sr *relocate.SignatureResult) {
 	if sr == nil {
 		return
 	}
@@ -336,16 +333,19 @@ func newApp(e *env) *cli.App {
 2 usage; 3 verification refused (the archive is bad or hostile).
 
 Credentials come from the docker config (~/.docker/config.json) and its
-credential helpers. Registries are reached over HTTPS, whatever their
+credential helpers ("relocate login HOST" stores them there), or from
+--username with --password-stdin. A private CA: --ca-file, or the certs.d
+directories of docker and podman (/etc/docker/certs.d/HOST[:PORT]/, with
+client.cert and client.key for mutual TLS). Registries are reached over HTTPS, whatever their
 address (loopback and private ones included), unless --plain-http (every
 registry) or --plain-http-host HOST[:PORT] (that one) says otherwise;
 credentials never go over plain HTTP to a host not named. Requests that fail
 for a reason that may pass are retried (--retries). Flags may come before or
 after the arguments.`,
-		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e), versionCmd(e)},
+		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e), loginCmd(e), versionCmd(e)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usagef("unknown command %q (commands: export, verify, import, inspect, version, help)", c.Args().First())
+				return usagef("unknown command %q (commands: export, verify, import, inspect, login, version, help)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -355,22 +355,6 @@ after the arguments.`,
 func withUsage(c *cli.Command) *cli.Command {
 	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
 	return c
-}
-
-// client makes the registry client the network flags describe.
-func client(c *cli.Context) (*mirror.Client, error) {
-	hosts := c.StringSlice("plain-http-host")
-	for _, h := range hosts {
-		if err := mirror.CheckPlainHTTPHost(h); err != nil {
-			return nil, usagef("--plain-http-host %q: want HOST or HOST:PORT", h)
-		}
-	}
-	if c.Int("retries") < 0 {
-		return nil, usagef("--retries %d: want 0 or more", c.Int("retries"))
-	}
-	return mirror.New(mirror.WithPlainHTTP(c.Bool("plain-http")), mirror.WithPlainHTTPHosts(hosts...),
-		mirror.WithRetries(c.Int("retries")), mirror.WithForeignLayers(c.Bool("allow-foreign-layers")),
-		mirror.WithUserAgent("relocate")), nil
 }
 
 // progress returns bars on a terminal, else nothing.
@@ -411,13 +395,14 @@ indexes with all their platforms) and writes one tar holding an OCI image
 layout. Every blob is stored once and checked against its digest as it is
 fetched; manifests keep their exact bytes, so digests never change.
 The file appears at its path only when complete. FILE ending in .zst or .gz
-is compressed; "-o -" writes to stdout.
+is compressed; "-o -" writes to stdout. --volume-size cuts the archive into
+volumes FILE.001, FILE.002, … with an index FILE-volumes.json.
 
-An export that fails or is killed keeps what it completed in
+An export to one file that fails or is killed keeps what it completed in
 .FILE.relocate-partial (and its journal .FILE.relocate-resume); running the
 same export again checks that against its digests and fetches only the
 rest: the archive is the same, byte for byte. --no-resume starts over.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
 			&cli.StringFlag{Name: "compress", Usage: "zstd, gzip or none (default: from the file extension)"},
@@ -433,8 +418,9 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
 			&cli.StringFlag{Name: "since", Usage: "make a delta: leave out every layer that the earlier archive `OLD` (or its relocate-toc.json) carried or expected, listing each as expected at the site; import it where OLD was imported"},
 			&cli.BoolFlag{Name: "no-resume", Usage: "start over: remove what an interrupted export to FILE left, and leave nothing behind if this one fails"},
+			volumeSizeFlag(),
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		},
+		}, registryFlags("the registry the references name (only one)")...),
 		Action: func(c *cli.Context) error {
 			out := c.String("output")
 			if out == "" {
@@ -451,11 +437,12 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 			if len(refs) == 0 && len(c.StringSlice("bundle")) == 0 {
 				return usagef("export needs at least one image reference (or --images-file, or --bundle)")
 			}
-			comp := archive.Compression(c.String("compress"))
-			switch comp {
-			case "", archive.None, archive.Zstd, archive.Gzip:
-			default:
-				return usagef("--compress %q: want zstd, gzip or none", comp)
+			var comp relocate.Compression
+			if s := c.String("compress"); s != "" {
+				var err error
+				if comp, err = relocate.ParseCompression(s); err != nil {
+					return usagef("--compress %q: want zstd, gzip or none", s)
+				}
 			}
 			if out == "-" && c.Bool("json") {
 				return usagef("-o - writes the archive to stdout, so --json cannot")
@@ -468,7 +455,15 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 			if err != nil {
 				return err
 			}
-			cl, err := client(c)
+			volumeSize, err := volumeSize(c)
+			if err != nil {
+				return err
+			}
+			ro, err := e.registryOptions(c, exportRegistries(refs, c.StringSlice("bundle")), "")
+			if err != nil {
+				return err
+			}
+			cl, err := relocate.NewClient(ro)
 			if err != nil {
 				return err
 			}
@@ -477,7 +472,7 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
 				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), NoResume: c.Bool("no-resume"), Since: c.String("since"),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), VolumeSize: volumeSize, NoResume: c.Bool("no-resume"), Since: c.String("since"),
 			})
 			b.wait()
 			if err != nil {
@@ -509,6 +504,7 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 				e.say(c, "delta: left out %d layer(s), %s, expected at the site (carried by %s)\n", len(d.Expected), human(d.ExpectedBytes), baseNames(d))
 			}
 			e.say(c, "exported %d image(s) with %d attached artifact(s), %d blobs, %s to %s\n", len(rep.Images), rep.Attachments, rep.Blobs, human(rep.Bytes), out)
+			e.sayVolumesWritten(c, rep.Volumes)
 			return e.report(c, rep)
 		},
 	})
@@ -523,9 +519,12 @@ func verifyCmd(e *env) *cli.Command {
 digest and size, that every manifest's references are present, and that
 index.json and the table of contents agree, and verifies trust metadata as
 import does (reading the site's state, never writing it). Exits 0 with a
-summary, or names every problem and exits 3.`,
+summary, or names every problem and exits 3. A volume set is read from its
+first volume or its index, every volume checked against the index; any
+other volume (or the first, with --single-volume) is checked alone.`,
 		Flags: []cli.Flag{
-			requireSignaturesFlag(), sigstoreRootFlag(),
+			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
+			&cli.BoolFlag{Name: "single-volume", Usage: "check only the volume given, even the first, against the set's index (a volume other than the first is always checked alone)"},
 			&cli.StringFlag{Name: "at", Usage: "judge expiry as of `TIME` (RFC 3339, e.g. 2026-08-22T00:00:00Z) instead of the local clock: for forensics and for metadata that has expired since; verify only, the report says the time used"},
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), jsonFlag(), quietFlag(),
 		},
@@ -545,8 +544,15 @@ summary, or names every problem and exits 3.`,
 				fmt.Fprintf(e.stderr, "warning: checking trust as of %s (--at), not at the local clock\n", to.At.UTC().Format(time.RFC3339))
 			}
 			b := e.progress(c)
-			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b)})
+			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b),
+				Volumes: volumeOptions(c)})
 			b.wait()
+			if rep != nil && e.sayVolumes(c, path, rep) { // one volume alone: nothing more to say
+				if jerr := e.report(c, rep); jerr != nil {
+					return jerr
+				}
+				return err
+			}
 			if rep != nil {
 				e.sayTrust(c, rep.Trust)
 				e.saySignatures(c, rep.Signatures)
@@ -589,15 +595,15 @@ recorded any (--state, --trust), the metadata is verified from the site's
 trust first, every image (and CNAB bundle) must be vouched for, and the new
 state is committed only after everything was pushed. Exit codes: 0 ok,
 1 operational (retry), 2 usage, 3 refused (the media is bad or hostile).`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
 			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
-			requireSignaturesFlag(), sigstoreRootFlag(),
+			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		},
+		}, registryFlags("the --to registry")...),
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
@@ -610,14 +616,23 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if err != nil {
 				return err
 			}
-			cl, err := client(c)
+			stdinBusy := ""
+			if path == "-" {
+				stdinBusy = `ARCHIVE "-"`
+			}
+			ro, err := e.registryOptions(c, importRegistries(c.String("to")), stdinBusy)
+			if err != nil {
+				return err
+			}
+			cl, err := relocate.NewClient(ro)
 			if err != nil {
 				return err
 			}
 			b := e.progress(c)
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
 				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
+				MappingFile: c.String("mapping"), RelocationMappingDir: c.String("relocation-mapping"),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), Volumes: volumeOptions(c),
 			})
 			b.wait()
 			if rep == nil {
@@ -638,20 +653,6 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if rep.Verdict != "planned" && rep.Verdict != "refused" {
 				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present; %d attached artifact(s) discoverable\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped, rep.Attachments)
 			}
-			if f := c.String("mapping"); f != "" && err == nil {
-				data, merr := json.MarshalIndent(rep.Mapping, "", "  ")
-				if merr == nil {
-					merr = atomicfile.WriteFile(f, append(data, '\n'), 0o644)
-				}
-				if merr != nil {
-					return fmt.Errorf("writing mapping %s: %w", f, merr)
-				}
-			}
-			if d := c.String("relocation-mapping"); d != "" && err == nil {
-				if merr := writeRelocationMappings(d, rep.Bundles); merr != nil {
-					return merr
-				}
-			}
 			for _, ib := range rep.Bundles {
 				e.say(c, "bundle %s -> %s (bundle.json %s), relocation mapping attached\n", ib.Ref, ib.Target, ib.Digest)
 			}
@@ -664,24 +665,6 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			return err
 		},
 	})
-}
-
-// writeRelocationMappings writes one CNAB relocation-mapping.json a bundle.
-func writeRelocationMappings(dir string, bundles []relocate.ImportedBundle) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, b := range bundles {
-		data, err := json.MarshalIndent(b.RelocationMapping, "", "  ")
-		if err != nil {
-			return err
-		}
-		name := strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(b.Ref) + ".relocation-mapping.json"
-		if err := atomicfile.WriteFile(filepath.Join(dir, name), append(data, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing the relocation mapping of %s: %w", b.Ref, err)
-		}
-	}
-	return nil
 }
 
 func inspectCmd(e *env) *cli.Command {
@@ -726,7 +709,7 @@ func inspectCmd(e *env) *cli.Command {
 			}
 			for _, group := range []struct {
 				kind  string
-				repos []layout.TUFRepo
+				repos []relocate.TrustRepo
 			}{{"TUF repository", rep.TUF}, {"Notary GUN", rep.Notary}} {
 				for _, r := range group.repos {
 					var roles []string
