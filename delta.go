@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -46,7 +47,12 @@ type sinceBase struct {
 // as a volume set (its index or one of its volumes, as verify finds them),
 // or just its relocate-toc.json. Only the table of contents is used.
 func readSince(path string) (*sinceBase, error) {
-	bad := func(err error) error { return fmt.Errorf("%w: --since %s: %v", ErrUsage, path, err) }
+	bad := func(err error) error {
+		if errors.Is(err, ErrUsage) {
+			return fmt.Errorf("--since %s: %w", path, err)
+		}
+		return fmt.Errorf("%w: --since %s: %v", ErrUsage, path, err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, bad(err)

@@ -123,8 +123,25 @@ func TestDelta(t *testing.T) {
 	os.WriteFile(tocOnly, baseTOC, 0o644)
 	fromTOC := filepath.Join(t.TempDir(), "from-toc.tar")
 	mustRun(t, append([]string{"export", "-o", fromTOC, "--since", tocOnly, "--plain-http", "-q"}, daily...)...)
+	// And the same from the earlier archive as a volume set, by its index
+	// or by a volume (named as the set's archive is).
+	volDir := t.TempDir()
+	mustRun(t, append([]string{"export", "-o", filepath.Join(volDir, "base.tar"), "--volume-size", "300000", "--plain-http", "-q"}, refs...)...)
+	fromIndex := filepath.Join(t.TempDir(), "from-index.tar")
+	mustRun(t, append([]string{"export", "-o", fromIndex, "--since", filepath.Join(volDir, "base.tar-volumes.json"), "--plain-http", "-q"}, daily...)...)
+	fromVolume := filepath.Join(t.TempDir(), "from-volume.tar")
+	mustRun(t, append([]string{"export", "-o", fromVolume, "--since", filepath.Join(volDir, "base.tar.001"), "--plain-http", "-q"}, daily...)...)
+	if r := relocateCmd(t, nil, append([]string{"export", "-o", fromVolume, "--since", filepath.Join(volDir, "base.tar.002"), "--plain-http", "-q"}, daily...)...); r.code != exitUsage ||
+		!strings.Contains(r.stderr, "--since "+filepath.Join(volDir, "base.tar.002")+": usage: ") || !strings.Contains(r.stderr, "give the first (base.tar.001) or the index") {
+		t.Errorf("--since a volume other than the first: exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
+	notes := writeFile(t, "notes.txt", []byte("not an archive"))
+	if r := relocateCmd(t, nil, append([]string{"export", "-o", fromVolume, "--since", notes, "--plain-http", "-q"}, daily...)...); r.code != exitUsage ||
+		!strings.Contains(r.stderr, "--since "+notes+": ") || !strings.Contains(r.stderr, "not a tar archive") {
+		t.Errorf("--since a file that is no archive: exit %d, want %d\n%s", r.code, exitUsage, r.stderr)
+	}
 	want, _ := os.ReadFile(delta)
-	for _, p := range []string{again, fromTOC} {
+	for _, p := range []string{again, fromTOC, fromIndex, fromVolume} {
 		if got, _ := os.ReadFile(p); !bytes.Equal(got, want) {
 			t.Errorf("%s differs from the first delta", filepath.Base(p))
 		}
