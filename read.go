@@ -14,6 +14,8 @@ import (
 type source struct {
 	*archive.Layout
 	ps *verify.Problems
+	// sel is what an import selected (select.go); nil means everything.
+	sel *selection
 }
 
 // openArchive opens path ("-" for in) and reads everything before the

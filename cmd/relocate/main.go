@@ -411,7 +411,16 @@ indexes with all their platforms) and writes one tar holding an OCI image
 layout. Every blob is stored once and checked against its digest as it is
 fetched; manifests keep their exact bytes, so digests never change.
 The file appears at its path only when complete. FILE ending in .zst or .gz
-is compressed; "-o -" writes to stdout.`,
+is compressed; "-o -" writes to stdout.
+
+--platform carries only the platforms asked for: each chosen platform
+manifest travels alone under its own digest (never a rewritten or sparse
+index: registries refuse an index whose other children are absent).
+
+Before the first layer is fetched, the temporary files of killed exports in
+the output's directory are removed, and the archive (its size known from the
+manifests, plus 1% and 16 MiB) must fit in the free space there (exit 1
+otherwise, naming both).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
@@ -426,6 +435,7 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringSliceFlag{Name: "tuf-targets", Usage: "carry the target files of repository NAME whose names match `NAME=GLOB` (* matches any run, / included), e.g. sigstore=trusted_root.json (repeatable)"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
+			platformFlag(),
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		},
 		Action: func(c *cli.Context) error {
@@ -469,8 +479,8 @@ is compressed; "-o -" writes to stdout.`,
 			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
-				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
+				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"), Platforms: c.StringSlice("platform"),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), FreeSpace: freeSpace,
 			})
 			b.wait()
 			if err != nil {
@@ -479,6 +489,7 @@ is compressed; "-o -" writes to stdout.`,
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(e.stderr, "warning: %s\n", w)
 			}
+			e.sayExport(c, rep)
 			for _, r := range rep.TUF {
 				state := "NOT verified (no --tuf-root given)"
 				if r.Verified {
@@ -562,12 +573,14 @@ func importCmd(e *env) *cli.Command {
 	return withUsage(&cli.Command{
 		Name:      "import",
 		Usage:     "verify an archive and republish it into a registry",
-		ArgsUsage: "ARCHIVE --to HOST[:PORT][/PREFIX]",
+		ArgsUsage: "ARCHIVE --to HOST[:PORT][/PREFIX] [--map FILE] [--include PATTERN]... [--exclude PATTERN]...",
 		Description: `Checks the archive's metadata before pushing anything, then pushes blobs
 (skipping what exists, mounting across repositories, checking every digest as
 it streams), manifests by digest, and tags last, only for images whose every
 blob was verified. HOST1/path/name:tag lands on HOST/PREFIX/path/name:tag with
-the same digest. Rerunning an import finishes an interrupted one; re-importing
+the same digest, unless --map places it elsewhere; --include and --exclude
+choose which images land (two that would land on one name are exit 2).
+Rerunning an import finishes an interrupted one; re-importing
 is fast, as everything already present is skipped.
 
 When the archive carries TUF or Notary v1 metadata, or the site has pinned or
@@ -575,22 +588,26 @@ recorded any (--state, --trust), the metadata is verified from the site's
 trust first, every image (and CNAB bundle) must be vouched for, and the new
 state is committed only after everything was pushed. Exit codes: 0 ok,
 1 operational (retry), 2 usage, 3 refused (the media is bad or hostile).`,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]` (optional when --map places every image)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
 			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
 			requireSignaturesFlag(), sigstoreRootFlag(),
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		},
+		}, selectFlags()...),
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
 				return err
 			}
-			if c.String("to") == "" {
-				return usagef("import needs --to HOST[:PORT][/PREFIX]")
+			include, exclude, placed, err := selection(c)
+			if err != nil {
+				return err
+			}
+			if c.String("to") == "" && placed == nil {
+				return usagef("import needs --to HOST[:PORT][/PREFIX] (or a --map that places every image)")
 			}
 			to, err := trustOptions(c)
 			if err != nil {
@@ -603,6 +620,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			b := e.progress(c)
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
 				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
+				Include: include, Exclude: exclude, Map: placed,
 				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
 			})
 			b.wait()
@@ -619,8 +637,9 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 				}
 			}
 			for _, im := range rep.Images {
-				e.say(c, "%-9s %s -> %s\n", im.Status, im.Ref, im.Target)
+				e.say(c, "%-9s %s -> %s%s\n", im.Status, im.Ref, im.Target, platformNote(im))
 			}
+			e.sayImport(c, rep)
 			if rep.Verdict != "planned" && rep.Verdict != "refused" {
 				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present; %d attached artifact(s) discoverable\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped, rep.Attachments)
 			}
