@@ -64,13 +64,13 @@ func checkDestination(to string) error {
 	if err := layout.CheckRef(to); err != nil {
 		return fmt.Errorf("%q: %v", to, err)
 	}
-	if _, err := name.ParseReference(to, name.StrictValidation); err != nil {
-		return fmt.Errorf("%q: %v (a destination names a tag or a digest)", to, err)
-	}
 	if _, pinned, err := layout.PinnedDigest(to); err != nil {
 		return err
 	} else if !pinned && layout.TagOf(to) == "" {
 		return fmt.Errorf("%q names neither a tag nor a digest", to)
+	}
+	if _, err := name.ParseReference(to, name.StrictValidation); err != nil {
+		return fmt.Errorf("%q: %v", to, err)
 	}
 	return nil
 }

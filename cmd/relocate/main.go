@@ -712,6 +712,9 @@ func inspectCmd(e *env) *cli.Command {
 				if len(im.Platforms) > 0 {
 					fmt.Fprintf(w, "    platforms: %s\n", strings.Join(im.Platforms, ", "))
 				}
+				if im.Index != nil {
+					fmt.Fprintf(w, "    chosen (--platform) from index %s %s; lands as this manifest\n", im.Index.Ref, im.Index.Digest)
+				}
 				for _, a := range im.Attached {
 					what := a.ArtifactType
 					if a.Tag != "" {
