@@ -21,15 +21,8 @@ type ImportOptions struct {
 	Archive string    // path, or "-" for Stdin
 	Stdin   io.Reader // where "-" comes from
 	To      string    // HOST[:PORT][/PREFIX]; may be empty when Map places every image
-	// Include and Exclude select images by their original references, with
-	// the policy's path patterns (select.go); none means every image.
-	Include, Exclude []string
-	// Map places images: original reference → destination reference (tag
-	// or digest), as the mapping an import reports; images it does not
-	// name land under To.
-	Map    map[string]string
-	DryRun bool // plan only: check the archive's metadata, push nothing
-	Jobs   int
+	DryRun  bool      // plan only: check the archive's metadata, push nothing
+	Jobs    int
 	// Trust holds the site's trust settings; the state is committed only
 	// after everything was pushed.
 	Trust TrustOptions
@@ -38,6 +31,14 @@ type ImportOptions struct {
 	BeforeCommit func() error
 	Client       *mirror.Client
 	Progress     Progress
+
+	// Include and Exclude select images by their original references, with
+	// the policy's path patterns (select.go); none means every image.
+	Include, Exclude []string
+	// Map places images: original reference → destination reference (tag
+	// or digest), as the mapping an import reports; images it does not
+	// name land under To.
+	Map map[string]string
 }
 
 // ErrUsage marks a mistake in how an operation was asked for (exit 2).
@@ -58,24 +59,25 @@ type ImportedImage struct {
 
 // ImportReport says what an import did.
 type ImportReport struct {
-	Archive     string            `json:"archive"`
-	To          string            `json:"to"`
-	Verdict     string            `json:"verdict"` // "ok", "planned" or "refused"
-	Images      []ImportedImage   `json:"images"`
-	Attachments int               `json:"attachments"`
-	Mapping     map[string]string `json:"mapping"`
-	// Excluded lists the images of the archive left out (--include,
-	// --exclude): verified with the archive, not pushed.
-	Excluded     []string         `json:"excluded,omitempty"`
-	BlobsPushed  int              `json:"blobsPushed"`
-	BlobsMounted int              `json:"blobsMounted"`
-	BlobsSkipped int              `json:"blobsSkipped"`
-	BytesPushed  int64            `json:"bytesPushed"`
-	Problems     []verify.Problem `json:"problems,omitempty"`
-	Trust        *TrustReport     `json:"trust,omitempty"`
-	Bundles      []ImportedBundle `json:"bundles,omitempty"`
+	Archive      string            `json:"archive"`
+	To           string            `json:"to"`
+	Verdict      string            `json:"verdict"` // "ok", "planned" or "refused"
+	Images       []ImportedImage   `json:"images"`
+	Attachments  int               `json:"attachments"`
+	Mapping      map[string]string `json:"mapping"`
+	BlobsPushed  int               `json:"blobsPushed"`
+	BlobsMounted int               `json:"blobsMounted"`
+	BlobsSkipped int               `json:"blobsSkipped"`
+	BytesPushed  int64             `json:"bytesPushed"`
+	Problems     []verify.Problem  `json:"problems,omitempty"`
+	Trust        *TrustReport      `json:"trust,omitempty"`
+	Bundles      []ImportedBundle  `json:"bundles,omitempty"`
 	// Signatures is the verdict of the policy's signature rules.
 	Signatures *verify.SignatureResult `json:"signatures,omitempty"`
+
+	// Excluded lists the images of the archive left out (--include,
+	// --exclude): verified with the archive, not pushed.
+	Excluded []string `json:"excluded,omitempty"`
 }
 
 // target is one image's destination and what it needs.
