@@ -57,6 +57,9 @@ type ExportOptions struct {
 	HTTPClient *http.Client
 	Client     *mirror.Client
 	Progress   Progress
+	// VolumeSize, when set, writes the archive as volumes Output.001, …
+	// of at most this many bytes, and their index (see VolumesReport).
+	VolumeSize int64
 }
 
 // ExportReport says what an export wrote.
@@ -77,6 +80,8 @@ type ExportReport struct {
 	// SkippedAttachments lists what --skip-broken-referrers left out: the
 	// registry listed it, but said it is absent or served it invalid.
 	SkippedAttachments []mirror.SkippedAttachment `json:"skippedAttachments,omitempty"`
+	// Volumes describes the volume set written with VolumeSize.
+	Volumes *VolumesReport `json:"volumes,omitempty"`
 	// Platforms are those --platform chose; each image chosen out of an
 	// index says which index (Image.Index) and lands as its own manifest.
 	Platforms []string `json:"platforms,omitempty"`
@@ -136,6 +141,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if len(o.Refs) == 0 && len(o.Bundles) == 0 {
 		return nil, fmt.Errorf("nothing to export: give at least one image reference or bundle")
 	}
+	if err := checkVolumeOptions(o); err != nil {
+		return nil, err
+	}
 	refs := make([]string, len(o.Refs))
 	for i, r := range o.Refs {
 		var err error
@@ -185,7 +193,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		toc.Blobs = append(toc.Blobs, n.Blob)
 	}
 	toc.Sort()
-	indexJSON, err := layout.BuildIndex(toc.Images)
+	indexJSON, err := layout.BuildIndex(toc)
 	if err != nil {
 		return nil, err
 	}
@@ -215,10 +223,13 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		return rep, archive.WriteStream(ctx, o.Stdout, o.Compression, plan, content)
 	}
 	// Before the first layer is fetched: the debris of killed exports goes,
-	// and the archive must fit (space.go).
+	// and the archive must fit (space.go), in one file or in volumes.
 	rep.RemovedTemporaryFiles, rep.Warnings, err = prepareOutput(o, plan.Size, rep.Warnings)
 	if err != nil {
 		return nil, err
+	}
+	if o.VolumeSize > 0 {
+		return rep, exportVolumes(ctx, o, rep, plan, content, tocJSON)
 	}
 	f, err := atomicfile.CreateLocked(o.Output, 0o644)
 	if err != nil {

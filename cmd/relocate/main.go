@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -21,11 +20,6 @@ import (
 	"time"
 
 	"github.com/relocate-dev/relocate"
-	"github.com/relocate-dev/relocate/archive"
-	"github.com/relocate-dev/relocate/internal/atomicfile"
-	"github.com/relocate-dev/relocate/layout"
-	"github.com/relocate-dev/relocate/mirror"
-	"github.com/relocate-dev/relocate/verify"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -59,6 +53,8 @@ type env struct {
 	// reported is set once a --json document went to stdout: scripts get
 	// exactly one, whatever the outcome.
 	reported bool
+	// secrets are passwords read for this run, kept out of every message.
+	secrets []string
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -68,6 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
+	err = e.redact(err)
 	fmt.Fprintln(stderr, "relocate: "+err.Error())
 	code := exitCode(err)
 	if code == exitUsage {
@@ -107,11 +104,11 @@ func wantsJSON(args []string) bool {
 type jsonError struct {
 	Error struct {
 		// Kind is "usage" (exit 2), "operational" (exit 1) or "refused" (exit 3).
-		Kind     string           `json:"kind"`
-		Code     int              `json:"exitCode"`
-		Message  string           `json:"message"`
-		Registry string           `json:"registry,omitempty"`
-		Problems []verify.Problem `json:"problems,omitempty"`
+		Kind     string             `json:"kind"`
+		Code     int                `json:"exitCode"`
+		Message  string             `json:"message"`
+		Registry string             `json:"registry,omitempty"`
+		Problems []relocate.Problem `json:"problems,omitempty"`
 	} `json:"error"`
 }
 
@@ -149,7 +146,7 @@ func plainHTTPHostFlag() cli.Flag {
 }
 
 func retriesFlag() cli.Flag {
-	return &cli.IntFlag{Name: "retries", Value: mirror.DefaultRetries, Usage: "retry a registry request that failed for a reason that may pass (5xx, 429 after its Retry-After, a reset connection, a body cut short) up to `N` times, waiting longer each time; content that does not match its digest is never retried"}
+	return &cli.IntFlag{Name: "retries", Value: relocate.DefaultRetries, Usage: "retry a registry request that failed for a reason that may pass (5xx, 429 after its Retry-After, a reset connection, a body cut short) up to `N` times, waiting longer each time; content that does not match its digest is never retried"}
 }
 
 func jobsFlag() cli.Flag {
@@ -216,7 +213,7 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 	}
 	if f := c.String("policy"); f != "" {
 		o.PolicyFile = f
-		if o.Policy, err = verify.LoadPolicy(f); err != nil {
+		if o.Policy, err = relocate.LoadPolicy(f); err != nil {
 			return o, usagef("--policy %s: %v", f, err)
 		}
 	}
@@ -239,7 +236,7 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 }
 
 // saySignatures prints the signature verdict of each image a rule covered.
-func (e *env) saySignatures(c *cli.Context, sr *verify.SignatureResult) {
+func (e *env) saySignatures(c *cli.Context, sr *relocate.SignatureResult) {
 	if sr == nil {
 		return
 	}
@@ -336,16 +333,19 @@ func newApp(e *env) *cli.App {
 2 usage; 3 verification refused (the archive is bad or hostile).
 
 Credentials come from the docker config (~/.docker/config.json) and its
-credential helpers. Registries are reached over HTTPS, whatever their
+credential helpers ("relocate login HOST" stores them there), or from
+--username with --password-stdin. A private CA: --ca-file, or the certs.d
+directories of docker and podman (/etc/docker/certs.d/HOST[:PORT]/, with
+client.cert and client.key for mutual TLS). Registries are reached over HTTPS, whatever their
 address (loopback and private ones included), unless --plain-http (every
 registry) or --plain-http-host HOST[:PORT] (that one) says otherwise;
 credentials never go over plain HTTP to a host not named. Requests that fail
 for a reason that may pass are retried (--retries). Flags may come before or
 after the arguments.`,
-		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e), versionCmd(e)},
+		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e), loginCmd(e), versionCmd(e)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usagef("unknown command %q (commands: export, verify, import, inspect, version, help)", c.Args().First())
+				return usagef("unknown command %q (commands: export, verify, import, inspect, login, version, help)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -355,22 +355,6 @@ after the arguments.`,
 func withUsage(c *cli.Command) *cli.Command {
 	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
 	return c
-}
-
-// client makes the registry client the network flags describe.
-func client(c *cli.Context) (*mirror.Client, error) {
-	hosts := c.StringSlice("plain-http-host")
-	for _, h := range hosts {
-		if err := mirror.CheckPlainHTTPHost(h); err != nil {
-			return nil, usagef("--plain-http-host %q: want HOST or HOST:PORT", h)
-		}
-	}
-	if c.Int("retries") < 0 {
-		return nil, usagef("--retries %d: want 0 or more", c.Int("retries"))
-	}
-	return mirror.New(mirror.WithPlainHTTP(c.Bool("plain-http")), mirror.WithPlainHTTPHosts(hosts...),
-		mirror.WithRetries(c.Int("retries")), mirror.WithForeignLayers(c.Bool("allow-foreign-layers")),
-		mirror.WithUserAgent("relocate")), nil
 }
 
 // progress returns bars on a terminal, else nothing.
@@ -411,7 +395,8 @@ indexes with all their platforms) and writes one tar holding an OCI image
 layout. Every blob is stored once and checked against its digest as it is
 fetched; manifests keep their exact bytes, so digests never change.
 The file appears at its path only when complete. FILE ending in .zst or .gz
-is compressed; "-o -" writes to stdout.
+is compressed; "-o -" writes to stdout. --volume-size cuts the archive into
+volumes FILE.001, FILE.002, … with an index FILE-volumes.json.
 
 --platform carries only the platforms asked for: each chosen platform
 manifest travels alone under its own digest (never a rewritten or sparse
@@ -421,7 +406,7 @@ Before the first layer is fetched, the temporary files of killed exports in
 the output's directory are removed, and the archive (its size known from the
 manifests, plus 1% and 16 MiB) must fit in the free space there (exit 1
 otherwise, naming both).`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
 			&cli.StringFlag{Name: "compress", Usage: "zstd, gzip or none (default: from the file extension)"},
@@ -435,9 +420,9 @@ otherwise, naming both).`,
 			&cli.StringSliceFlag{Name: "tuf-targets", Usage: "carry the target files of repository NAME whose names match `NAME=GLOB` (* matches any run, / included), e.g. sigstore=trusted_root.json (repeatable)"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
-			platformFlag(),
+			volumeSizeFlag(), platformFlag(),
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		},
+		}, registryFlags("the registry the references name (only one)")...),
 		Action: func(c *cli.Context) error {
 			out := c.String("output")
 			if out == "" {
@@ -454,11 +439,12 @@ otherwise, naming both).`,
 			if len(refs) == 0 && len(c.StringSlice("bundle")) == 0 {
 				return usagef("export needs at least one image reference (or --images-file, or --bundle)")
 			}
-			comp := archive.Compression(c.String("compress"))
-			switch comp {
-			case "", archive.None, archive.Zstd, archive.Gzip:
-			default:
-				return usagef("--compress %q: want zstd, gzip or none", comp)
+			var comp relocate.Compression
+			if s := c.String("compress"); s != "" {
+				var err error
+				if comp, err = relocate.ParseCompression(s); err != nil {
+					return usagef("--compress %q: want zstd, gzip or none", s)
+				}
 			}
 			if out == "-" && c.Bool("json") {
 				return usagef("-o - writes the archive to stdout, so --json cannot")
@@ -471,7 +457,15 @@ otherwise, naming both).`,
 			if err != nil {
 				return err
 			}
-			cl, err := client(c)
+			volumeSize, err := volumeSize(c)
+			if err != nil {
+				return err
+			}
+			ro, err := e.registryOptions(c, exportRegistries(refs, c.StringSlice("bundle")), "")
+			if err != nil {
+				return err
+			}
+			cl, err := relocate.NewClient(ro)
 			if err != nil {
 				return err
 			}
@@ -480,7 +474,7 @@ otherwise, naming both).`,
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
 				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"), Platforms: c.StringSlice("platform"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), FreeSpace: freeSpace,
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), VolumeSize: volumeSize, FreeSpace: freeSpace,
 			})
 			b.wait()
 			if err != nil {
@@ -507,6 +501,7 @@ otherwise, naming both).`,
 				e.say(c, "earliest TUF expiry: %s\n", rep.Expires.Format(time.RFC3339))
 			}
 			e.say(c, "exported %d image(s) with %d attached artifact(s), %d blobs, %s to %s\n", len(rep.Images), rep.Attachments, rep.Blobs, human(rep.Bytes), out)
+			e.sayVolumesWritten(c, rep.Volumes)
 			return e.report(c, rep)
 		},
 	})
@@ -521,9 +516,12 @@ func verifyCmd(e *env) *cli.Command {
 digest and size, that every manifest's references are present, and that
 index.json and the table of contents agree, and verifies trust metadata as
 import does (reading the site's state, never writing it). Exits 0 with a
-summary, or names every problem and exits 3.`,
+summary, or names every problem and exits 3. A volume set is read from its
+first volume or its index, every volume checked against the index; any
+other volume (or the first, with --single-volume) is checked alone.`,
 		Flags: []cli.Flag{
-			requireSignaturesFlag(), sigstoreRootFlag(),
+			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
+			&cli.BoolFlag{Name: "single-volume", Usage: "check only the volume given, even the first, against the set's index (a volume other than the first is always checked alone)"},
 			&cli.StringFlag{Name: "at", Usage: "judge expiry as of `TIME` (RFC 3339, e.g. 2026-08-22T00:00:00Z) instead of the local clock: for forensics and for metadata that has expired since; verify only, the report says the time used"},
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), jsonFlag(), quietFlag(),
 		},
@@ -543,8 +541,15 @@ summary, or names every problem and exits 3.`,
 				fmt.Fprintf(e.stderr, "warning: checking trust as of %s (--at), not at the local clock\n", to.At.UTC().Format(time.RFC3339))
 			}
 			b := e.progress(c)
-			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b)})
+			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b),
+				Volumes: volumeOptions(c)})
 			b.wait()
+			if rep != nil && e.sayVolumes(c, path, rep) { // one volume alone: nothing more to say
+				if jerr := e.report(c, rep); jerr != nil {
+					return jerr
+				}
+				return err
+			}
 			if rep != nil {
 				e.sayTrust(c, rep.Trust)
 				e.saySignatures(c, rep.Signatures)
@@ -594,9 +599,9 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
 			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
-			requireSignaturesFlag(), sigstoreRootFlag(),
+			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		}, selectFlags()...),
+		}, append(registryFlags("the --to registry"), selectFlags()...)...),
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
@@ -613,15 +618,24 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if err != nil {
 				return err
 			}
-			cl, err := client(c)
+			stdinBusy := ""
+			if path == "-" {
+				stdinBusy = `ARCHIVE "-"`
+			}
+			ro, err := e.registryOptions(c, placedRegistries(c.String("to"), placed), stdinBusy)
+			if err != nil {
+				return err
+			}
+			cl, err := relocate.NewClient(ro)
 			if err != nil {
 				return err
 			}
 			b := e.progress(c)
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
 				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
+				MappingFile: c.String("mapping"), RelocationMappingDir: c.String("relocation-mapping"),
 				Include: include, Exclude: exclude, Map: placed,
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), Volumes: volumeOptions(c),
 			})
 			b.wait()
 			if rep == nil {
@@ -643,20 +657,6 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if rep.Verdict != "planned" && rep.Verdict != "refused" {
 				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present; %d attached artifact(s) discoverable\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped, rep.Attachments)
 			}
-			if f := c.String("mapping"); f != "" && err == nil {
-				data, merr := json.MarshalIndent(rep.Mapping, "", "  ")
-				if merr == nil {
-					merr = atomicfile.WriteFile(f, append(data, '\n'), 0o644)
-				}
-				if merr != nil {
-					return fmt.Errorf("writing mapping %s: %w", f, merr)
-				}
-			}
-			if d := c.String("relocation-mapping"); d != "" && err == nil {
-				if merr := writeRelocationMappings(d, rep.Bundles); merr != nil {
-					return merr
-				}
-			}
 			for _, ib := range rep.Bundles {
 				e.say(c, "bundle %s -> %s (bundle.json %s), relocation mapping attached\n", ib.Ref, ib.Target, ib.Digest)
 			}
@@ -666,24 +666,6 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			return err
 		},
 	})
-}
-
-// writeRelocationMappings writes one CNAB relocation-mapping.json a bundle.
-func writeRelocationMappings(dir string, bundles []relocate.ImportedBundle) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, b := range bundles {
-		data, err := json.MarshalIndent(b.RelocationMapping, "", "  ")
-		if err != nil {
-			return err
-		}
-		name := strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(b.Ref) + ".relocation-mapping.json"
-		if err := atomicfile.WriteFile(filepath.Join(dir, name), append(data, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing the relocation mapping of %s: %w", b.Ref, err)
-		}
-	}
-	return nil
 }
 
 func inspectCmd(e *env) *cli.Command {
@@ -728,7 +710,7 @@ func inspectCmd(e *env) *cli.Command {
 			}
 			for _, group := range []struct {
 				kind  string
-				repos []layout.TUFRepo
+				repos []relocate.TrustRepo
 			}{{"TUF repository", rep.TUF}, {"Notary GUN", rep.Notary}} {
 				for _, r := range group.repos {
 					var roles []string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/relocate-dev/relocate"
@@ -75,3 +76,17 @@ func platformNote(im relocate.ImportedImage) string {
 // freeSpace is how export learns the free space of the output's file
 // system; nil means statfs. Tests replace it.
 var freeSpace func(dir string) (uint64, error)
+
+// placedRegistries are the registries an import pushes to: --to's and
+// those the --map destinations name (a password given with --username may
+// go to one registry only).
+func placedRegistries(to string, m map[string]string) []string {
+	hosts := importRegistries(to)
+	for _, d := range m {
+		if h, err := relocate.RegistryHost(d); err == nil && !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	slices.Sort(hosts)
+	return hosts
+}

@@ -232,8 +232,6 @@ func parseExport(t *testing.T, r result) exportReport {
 	return rep
 }
 
-func repoOf(ref string) string { r, _ := repoTag(ref); return r }
-
 // TestExportPlatform: the chosen platform manifests travel alone under
 // their own digests, land under the tag (one chosen) or by digest
 // (several), and verify and import accept what export writes.
@@ -297,7 +295,7 @@ func TestExportPlatform(t *testing.T) {
 		}
 		mustRun(t, "import", path, "--to", dst.Host+"/plat2", "--plain-http")
 		for _, c := range multi.Children {
-			if got := headDigest(t, dst.Host, "plat2/"+repoOf(multi.Ref), c); got != c {
+			if got := headDigest(t, dst.Host, "plat2/team/multi", c); got != c {
 				t.Errorf("%s missing", c)
 			}
 		}
