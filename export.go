@@ -35,6 +35,13 @@ type ExportOptions struct {
 	// lists but says are absent or serves invalid, reporting them, instead
 	// of failing. Other failures (after retries) fail the export either way.
 	SkipBrokenReferrers bool
+	// Platforms (os/arch[/variant]) carries only these platforms of each
+	// index: the chosen platform manifests travel alone under their own
+	// digests (see layout.IndexOrigin); bundles travel whole.
+	Platforms []string
+	// FreeSpace reports the bytes free for an unprivileged writer in a
+	// directory (default: statfs); tests replace it.
+	FreeSpace func(dir string) (uint64, error)
 	// Bundles are CNAB bundles: references to bundles stored the cnab-to-oci
 	// way, or bundle.json files as FILE[=REF].
 	Bundles []string
@@ -85,6 +92,12 @@ type ExportReport struct {
 	Resumed *ResumeReport `json:"resumed,omitempty"`
 	// Volumes describes the volume set written with VolumeSize.
 	Volumes *VolumesReport `json:"volumes,omitempty"`
+	// Platforms are those --platform chose; each image chosen out of an
+	// index says which index (Image.Index) and lands as its own manifest.
+	Platforms []string `json:"platforms,omitempty"`
+	// RemovedTemporaryFiles are the temporary files of killed exports that
+	// this export found in the output's directory and removed.
+	RemovedTemporaryFiles []string `json:"removedTemporaryFiles,omitempty"`
 }
 
 // NotarySource is a Notary v1 GUN to carry, from a notary server; CA, if
@@ -172,7 +185,11 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		o.Compression = compressionFor(o.Output)
 	}
 
-	g, err := o.Client.Walk(ctx, append(append([]string(nil), o.Refs...), bundleRefs(bundles)...), mirror.WalkOptions{Jobs: o.Jobs, Attachments: !o.NoReferrers, ArtifactTypes: o.ArtifactTypes, SkipBroken: o.SkipBrokenReferrers})
+	wo := mirror.WalkOptions{Jobs: o.Jobs, Attachments: !o.NoReferrers, ArtifactTypes: o.ArtifactTypes, SkipBroken: o.SkipBrokenReferrers}
+	if wo.Platforms, wo.Whole, err = platformOptions(o.Platforms, bundles); err != nil {
+		return nil, err
+	}
+	g, err := o.Client.Walk(ctx, append(append([]string(nil), o.Refs...), bundleRefs(bundles)...), wo)
 	if err != nil {
 		return nil, err
 	}
@@ -217,13 +234,19 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	content := &exportContent{heads: [][]byte{[]byte(layout.LayoutVersion), indexJSON, tocJSON}, toc: toc, g: g, c: o.Client, prog: prog}
 	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments),
 		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Notary: toc.Notary, Bundles: toc.Bundles,
-		SkippedAttachments: g.Skipped, Delta: deltaInfo(toc)}
+		SkippedAttachments: g.Skipped, Platforms: o.Platforms, Delta: deltaInfo(toc)}
 	rep.Expires, rep.Warnings = expiry(append(append([]layout.TUFRepo(nil), toc.TUF...), toc.Notary...), o.WarnExpiry, time.Now(), rep.Warnings)
 	prog.Stage("export", toc.TotalBytes())
 	defer prog.Done()
 
 	if o.Output == "-" {
 		return rep, archive.WriteStream(ctx, o.Stdout, o.Compression, plan, content)
+	}
+	// Before the first layer is fetched: the debris of killed exports goes,
+	// and the archive must fit (space.go), in one file or in volumes.
+	rep.RemovedTemporaryFiles, rep.Warnings, err = prepareOutput(o, plan.Size, rep.Warnings)
+	if err != nil {
+		return nil, err
 	}
 	if o.VolumeSize > 0 {
 		return rep, exportVolumes(ctx, o, rep, plan, content, tocJSON)

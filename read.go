@@ -15,6 +15,8 @@ type source struct {
 	*archive.Layout
 	ps   *verify.Problems
 	vols *volumeInput // a volume set read as one archive
+	// sel is what an import selected (select.go); nil means everything.
+	sel *selection
 }
 
 // openArchive opens path ("-" for in; a path may name a volume set) and

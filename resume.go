@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
+	"syscall"
 
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/internal/atomicfile"
@@ -40,7 +42,7 @@ func writeFile(ctx context.Context, o ExportOptions, rep *ExportReport, plan *ar
 		if err := archive.RemovePartial(o.Output); err != nil {
 			return err
 		}
-		f, err := atomicfile.Create(o.Output, 0o644)
+		f, err := atomicfile.CreateLocked(o.Output, 0o644)
 		if err != nil {
 			return err
 		}
@@ -85,4 +87,20 @@ func writeFile(ctx context.Context, o ExportOptions, rep *ExportReport, plan *ar
 		return fmt.Errorf("writing %s: %w", o.Output, err)
 	}
 	return nil
+}
+
+// partialSpace is the disk space that what an interrupted export to output
+// left holds: this export reuses it or removes it, so the space check
+// counts it as free (an export that died of a full disk must be able to
+// resume once a little space was made).
+func partialSpace(output string) uint64 {
+	partial, _ := archive.PartialPaths(output)
+	st, err := os.Stat(partial)
+	if err != nil {
+		return 0
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(sys.Blocks) * 512 // an uncompressed partial is sparse
+	}
+	return uint64(st.Size())
 }

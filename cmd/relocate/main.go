@@ -398,6 +398,16 @@ The file appears at its path only when complete. FILE ending in .zst or .gz
 is compressed; "-o -" writes to stdout. --volume-size cuts the archive into
 volumes FILE.001, FILE.002, … with an index FILE-volumes.json.
 
+--platform carries only the platforms asked for: each chosen platform
+manifest travels alone under its own digest (never a rewritten or sparse
+index: registries refuse an index whose other children are absent).
+
+Before the first layer is fetched, the temporary files of killed exports in
+the output's directory are removed, and the archive (its size known from the
+manifests, plus 1% and 16 MiB) must fit in the free space there (exit 1
+otherwise, naming both; what an interrupted export left for the next run
+counts as free).
+
 An export to one file that fails or is killed keeps what it completed in
 .FILE.relocate-partial (and its journal .FILE.relocate-resume); running the
 same export again checks that against its digests and fetches only the
@@ -418,7 +428,7 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
 			&cli.StringFlag{Name: "since", Usage: "make a delta: leave out every layer that the earlier archive `OLD` (or its relocate-toc.json) carried or expected, listing each as expected at the site; import it where OLD was imported"},
 			&cli.BoolFlag{Name: "no-resume", Usage: "start over: remove what an interrupted export to FILE left, and leave nothing behind if this one fails"},
-			volumeSizeFlag(),
+			volumeSizeFlag(), platformFlag(),
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		}, registryFlags("the registry the references name (only one)")...),
 		Action: func(c *cli.Context) error {
@@ -471,8 +481,9 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
-				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), VolumeSize: volumeSize, NoResume: c.Bool("no-resume"), Since: c.String("since"),
+				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"), Platforms: c.StringSlice("platform"),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), VolumeSize: volumeSize, FreeSpace: freeSpace,
+				NoResume: c.Bool("no-resume"), Since: c.String("since"),
 			})
 			b.wait()
 			if err != nil {
@@ -484,6 +495,7 @@ rest: the archive is the same, byte for byte. --no-resume starts over.`,
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(e.stderr, "warning: %s\n", w)
 			}
+			e.sayExport(c, rep)
 			for _, r := range rep.TUF {
 				state := "NOT verified (no --tuf-root given)"
 				if r.Verified {
@@ -582,12 +594,14 @@ func importCmd(e *env) *cli.Command {
 	return withUsage(&cli.Command{
 		Name:      "import",
 		Usage:     "verify an archive and republish it into a registry",
-		ArgsUsage: "ARCHIVE --to HOST[:PORT][/PREFIX]",
+		ArgsUsage: "ARCHIVE --to HOST[:PORT][/PREFIX] [--map FILE] [--include PATTERN]... [--exclude PATTERN]...",
 		Description: `Checks the archive's metadata before pushing anything, then pushes blobs
 (skipping what exists, mounting across repositories, checking every digest as
 it streams), manifests by digest, and tags last, only for images whose every
 blob was verified. HOST1/path/name:tag lands on HOST/PREFIX/path/name:tag with
-the same digest. Rerunning an import finishes an interrupted one; re-importing
+the same digest, unless --map places it elsewhere; --include and --exclude
+choose which images land (two that would land on one name are exit 2).
+Rerunning an import finishes an interrupted one; re-importing
 is fast, as everything already present is skipped.
 
 When the archive carries TUF or Notary v1 metadata, or the site has pinned or
@@ -596,21 +610,25 @@ trust first, every image (and CNAB bundle) must be vouched for, and the new
 state is committed only after everything was pushed. Exit codes: 0 ok,
 1 operational (retry), 2 usage, 3 refused (the media is bad or hostile).`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
+			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]` (optional when --map places every image)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
 			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
 			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		}, registryFlags("the --to registry")...),
+		}, append(registryFlags("the --to registry"), selectFlags()...)...),
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
 				return err
 			}
-			if c.String("to") == "" {
-				return usagef("import needs --to HOST[:PORT][/PREFIX]")
+			include, exclude, placed, err := selection(c)
+			if err != nil {
+				return err
+			}
+			if c.String("to") == "" && placed == nil {
+				return usagef("import needs --to HOST[:PORT][/PREFIX] (or a --map that places every image)")
 			}
 			to, err := trustOptions(c)
 			if err != nil {
@@ -620,7 +638,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if path == "-" {
 				stdinBusy = `ARCHIVE "-"`
 			}
-			ro, err := e.registryOptions(c, importRegistries(c.String("to")), stdinBusy)
+			ro, err := e.registryOptions(c, placedRegistries(c.String("to"), placed), stdinBusy)
 			if err != nil {
 				return err
 			}
@@ -632,6 +650,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
 				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
 				MappingFile: c.String("mapping"), RelocationMappingDir: c.String("relocation-mapping"),
+				Include: include, Exclude: exclude, Map: placed,
 				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), Volumes: volumeOptions(c),
 			})
 			b.wait()
@@ -648,8 +667,9 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 				}
 			}
 			for _, im := range rep.Images {
-				e.say(c, "%-9s %s -> %s\n", im.Status, im.Ref, im.Target)
+				e.say(c, "%-9s %s -> %s%s\n", im.Status, im.Ref, im.Target, platformNote(im))
 			}
+			e.sayImport(c, rep)
 			if rep.Verdict != "planned" && rep.Verdict != "refused" {
 				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present; %d attached artifact(s) discoverable\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped, rep.Attachments)
 			}
@@ -692,6 +712,9 @@ func inspectCmd(e *env) *cli.Command {
 				fmt.Fprintf(w, "  %s\n    %s %s (%d bytes)\n", im.Ref, im.Digest, im.MediaType, im.Size)
 				if len(im.Platforms) > 0 {
 					fmt.Fprintf(w, "    platforms: %s\n", strings.Join(im.Platforms, ", "))
+				}
+				if im.Index != nil {
+					fmt.Fprintf(w, "    chosen (--platform) from index %s %s; lands as this manifest\n", im.Index.Ref, im.Index.Digest)
 				}
 				for _, a := range im.Attached {
 					what := a.ArtifactType
