@@ -18,7 +18,13 @@ const (
 	craneRepush op = "crane re-push"
 	skopeoOut   op = "skopeo copy to oci-archive"
 	skopeoIn    op = "skopeo copy from oci-archive"
+	// ingestFloor is the registry's own ingest limit, measured in-process.
+	ingestFloor op = "registry ingest floor"
 )
+
+// relSmall and craneSmall are the imports of n small images.
+func relSmall(n int) op   { return op(fmt.Sprintf("relocate import, %d small images", n)) }
+func craneSmall(n int) op { return op(fmt.Sprintf("crane copy, %d small images", n)) }
 
 // results collects every measurement of one bench run.
 type results struct {
@@ -30,6 +36,11 @@ type results struct {
 	floorKiB  int64 // peak RSS measured for `true`: the floor of the method
 	scale     *scaleResult
 	notes     []string
+
+	// Small images, by set size: the one export of each archive, and the
+	// extra import and re-import through the counting proxy.
+	smallExport   map[int]sample
+	smallRequests map[int]*requestCounts
 }
 
 // scaleResult is one relocate pass over a set twice as large.
@@ -38,7 +49,9 @@ type scaleResult struct {
 	ops map[op]sample
 }
 
-func newResults() *results { return &results{samples: map[op][]sample{}} }
+func newResults() *results {
+	return &results{samples: map[op][]sample{}, smallExport: map[int]sample{}, smallRequests: map[int]*requestCounts{}}
+}
 
 func (r *results) add(o op, s sample) { r.samples[o] = append(r.samples[o], s) }
 
@@ -62,6 +75,16 @@ func (r *results) secs(o op) float64 {
 		xs[i] = s[i].secs
 	}
 	return median(xs)
+}
+
+// cpu is the median CPU seconds of o: the tool's own, and the registries'.
+func (r *results) cpu(o op) (tool, registry float64) {
+	s := r.samples[o]
+	ts, rs := make([]float64, len(s)), make([]float64, len(s))
+	for i := range s {
+		ts[i], rs[i] = s[i].cpuSecs, s[i].regCPU
+	}
+	return median(ts), median(rs)
 }
 
 // rssMiB is the largest peak RSS of o over all runs: memory limits are
