@@ -235,7 +235,7 @@ func TestReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"## Small images", "| 1000 | 4.50 | 4.5 | 20.0 | 105.00 | 105.0 | 23.33× |",
+		"## Small images", "| 1000 | 4.50 | 4.5 | 4.5 | 20.0 | 105.00 | 105.0 | 105.0 | 23.33× |",
 		"| 100 | 701 | 7.00 | 101 | 1.00 | 300 POST upload, 300 PUT upload, 100 PUT manifest, 1 GET ping | 100 HEAD manifest, 1 GET ping |",
 		"registry ingest floor", "## Where the time goes", "Load average (1, 5, 15 min): 1.00, 2.00, 3.00",
 		"| import ≥ 80% of the registry ingest floor (floor s ÷ import s) | 93% | ✓ |",
