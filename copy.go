@@ -93,7 +93,7 @@ func (cp *copier) pushBlobs(ctx context.Context, targets []*target) error {
 	}
 	var total int64
 	for d := range cp.needs {
-		total += cp.s.blobs[d].Size
+		total += cp.s.Blobs[d].Size
 	}
 	cp.prog.Stage("import", total)
 	defer cp.prog.Done()
@@ -102,30 +102,30 @@ func (cp *copier) pushBlobs(ctx context.Context, targets []*target) error {
 	eg.SetLimit(cp.jobs)
 	for _, b := range small {
 		eg.Go(func() error {
-			data := cp.s.small[b.Digest]
+			data := cp.s.Small[b.Digest]
 			cp.prog.Add(b.Size)
 			return cp.push(gctx, mirror.Blob{Desc: b.Descriptor, Verified: true, Open: func() (io.Reader, error) { return bytes.NewReader(data), nil }})
 		})
 	}
-	if !cp.s.r.RandomAccess() {
+	if !cp.s.R.RandomAccess() {
 		if err := eg.Wait(); err != nil {
 			return err
 		}
 		return cp.pushStream(ctx)
 	}
-	entries := make([]v1.Hash, 0, len(cp.s.layers))
-	for d := range cp.s.layers {
+	entries := make([]v1.Hash, 0, len(cp.s.Layers))
+	for d := range cp.s.Layers {
 		entries = append(entries, d)
 	}
-	sort.Slice(entries, func(i, j int) bool { return cp.s.layers[entries[i]].Offset < cp.s.layers[entries[j]].Offset })
+	sort.Slice(entries, func(i, j int) bool { return cp.s.Layers[entries[i]].Offset < cp.s.Layers[entries[j]].Offset })
 	for _, d := range entries {
-		e := cp.s.layers[d]
+		e := cp.s.Layers[d]
 		desc := v1.Descriptor{Digest: d, Size: e.Size}
 		eg.Go(func() error {
 			if cp.skip[d] && len(cp.needs[d]) == 0 {
 				return nil // an image the destination holds whole
 			}
-			open := func() io.Reader { return cp.s.r.SectionReader(e) }
+			open := func() io.Reader { return cp.s.R.SectionReader(e) }
 			if len(cp.needs[d]) == 0 {
 				// Carried but needed by no image: checked all the same, as
 				// a streamed import does.
@@ -149,12 +149,12 @@ func (cp *copier) pushStream(ctx context.Context) error {
 		}
 		desc := v1.Descriptor{Digest: b.Digest, Size: b.Size}
 		if len(cp.needs[b.Digest]) == 0 {
-			if err := cp.check(desc, cp.s.r); err != nil {
+			if err := cp.check(desc, cp.s.R); err != nil {
 				return err
 			}
 			continue
 		}
-		if err := cp.layer(ctx, desc, func() io.Reader { return cp.s.r }, true); err != nil {
+		if err := cp.layer(ctx, desc, func() io.Reader { return cp.s.R }, true); err != nil {
 			return err
 		}
 	}
@@ -170,7 +170,7 @@ func (cp *copier) layer(ctx context.Context, desc v1.Descriptor, open func() io.
 	if desc.Size <= smallBlob {
 		var buf bytes.Buffer
 		buf.Grow(int(desc.Size))
-		if err := mirror.CopyVerified(&buf, open(), desc, layout.BlobPath(desc.Digest)); err != nil {
+		if err := layout.CopyVerified(&buf, open(), desc, layout.BlobPath(desc.Digest)); err != nil {
 			return cp.failed(desc.Digest, err)
 		}
 		cp.prog.Add(desc.Size)
@@ -205,7 +205,7 @@ func (cp *copier) layer(ctx context.Context, desc v1.Descriptor, open func() io.
 	if err != nil {
 		return err
 	}
-	return cp.failed(desc.Digest, mirror.CopyVerified(io.Discard, prog.reader(r), desc, layout.BlobPath(desc.Digest)))
+	return cp.failed(desc.Digest, layout.CopyVerified(io.Discard, prog.reader(r), desc, layout.BlobPath(desc.Digest)))
 }
 
 // push sends a blob already checked to every repository that needs it.
@@ -216,13 +216,13 @@ func (cp *copier) push(ctx context.Context, b mirror.Blob) error {
 
 // check reads a blob no image needs through, checking it against its digest.
 func (cp *copier) check(desc v1.Descriptor, r io.Reader) error {
-	return cp.failed(desc.Digest, mirror.CopyVerified(io.Discard, r, desc, layout.BlobPath(desc.Digest)))
+	return cp.failed(desc.Digest, layout.CopyVerified(io.Discard, r, desc, layout.BlobPath(desc.Digest)))
 }
 
 // failed records content that does not match its digest as a problem of
 // the archive, and passes any other error on.
 func (cp *copier) failed(d v1.Hash, err error) error {
-	if !errors.As(err, new(*mirror.IntegrityError)) {
+	if !errors.As(err, new(*layout.IntegrityError)) {
 		return err
 	}
 	cp.mu.Lock()
@@ -261,7 +261,7 @@ func (cp *copier) pushManifests(ctx context.Context, targets []*target, rep *Imp
 				if m.Digest == t.image.Digest && t.tag != "" && len(t.closure.Attached) == 0 {
 					continue
 				}
-				indexed, err := cp.p.Manifest(ctx, t.repo, m.Digest, string(m.MediaType), cp.s.small[m.Digest])
+				indexed, err := cp.p.Manifest(ctx, t.repo, m.Digest, string(m.MediaType), cp.s.Small[m.Digest])
 				if err != nil {
 					return err
 				}
@@ -310,14 +310,14 @@ func (cp *copier) tagImage(ctx context.Context, t *target) (string, error) {
 	}
 	for _, a := range t.closure.Attached {
 		if a.Tag != "" {
-			if _, err := cp.p.Tag(ctx, t.repo, a.Tag, a.Digest, a.MediaType, cp.s.small[a.Digest], nil); err != nil {
+			if _, err := cp.p.Tag(ctx, t.repo, a.Tag, a.Digest, a.MediaType, cp.s.Small[a.Digest], nil); err != nil {
 				return "", err
 			}
 		}
 	}
 	status := "unchanged"
 	if t.tag != "" {
-		moved, err := cp.p.Tag(ctx, t.repo, t.tag, t.image.Digest, t.image.MediaType, cp.s.small[t.image.Digest], t.current)
+		moved, err := cp.p.Tag(ctx, t.repo, t.tag, t.image.Digest, t.image.MediaType, cp.s.Small[t.image.Digest], t.current)
 		if err != nil {
 			return "", err
 		}

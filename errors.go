@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/relocate-dev/relocate/archive"
+	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/verify"
 )
@@ -14,7 +15,7 @@ import (
 func IsRefused(err error) bool {
 	var ve *verify.Error
 	var ae *archive.Error
-	var ie *mirror.IntegrityError
+	var ie *layout.IntegrityError
 	var fe *mirror.ForeignLayerError
 	return errors.As(err, &ve) || errors.As(err, &ae) || errors.As(err, &ie) || errors.As(err, &fe)
 }
@@ -56,7 +57,7 @@ func Problems(err error) []verify.Problem { return problemsOf(err) }
 func problemsOf(err error) []verify.Problem {
 	var ve *verify.Error
 	var ae *archive.Error
-	var ie *mirror.IntegrityError
+	var ie *layout.IntegrityError
 	switch {
 	case errors.As(err, &ve):
 		return ve.Problems

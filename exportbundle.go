@@ -2,7 +2,9 @@ package relocate
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -19,7 +21,7 @@ import (
 type bundleSource struct {
 	arg   string
 	file  *bundle.Bundle // a bundle read from a file
-	thick *thickLayout   // its images, when the file is a thick bundle
+	thick *bundle.Spool  // its images, when the file is a thick bundle
 	ref   string         // the bundle's reference
 }
 
@@ -27,7 +29,7 @@ type bundleSource struct {
 func cleanup(srcs []bundleSource) {
 	for _, s := range srcs {
 		if s.thick != nil {
-			os.RemoveAll(s.thick.dir)
+			s.thick.Close()
 		}
 	}
 }
@@ -45,8 +47,13 @@ func parseBundles(args []string) ([]bundleSource, error) {
 		}
 		src := bundleSource{arg: a}
 		var err error
-		if isThick(path) {
-			src.file, src.thick, err = openThick(path)
+		if bundle.IsThick(path) {
+			src.file, src.thick, err = bundle.SpoolThick(path)
+			// Bad content is refused; a disk that fills while the bundle
+			// is spooled is an operational failure.
+			if err != nil && !errors.As(err, new(*fs.PathError)) {
+				err = verify.Refuse(path, "%v", err)
+			}
 		} else {
 			var raw []byte
 			if raw, err = os.ReadFile(path); err == nil {

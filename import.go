@@ -2,14 +2,18 @@ package relocate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/internal/atomicfile"
 	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/tufstore"
@@ -26,6 +30,12 @@ type ImportOptions struct {
 	// Trust holds the site's trust settings; the state is committed only
 	// after everything was pushed.
 	Trust TrustOptions
+	// MappingFile, if set, receives a JSON object original reference →
+	// relocated reference once the import succeeded.
+	MappingFile string
+	// RelocationMappingDir, if set, receives each imported CNAB bundle's
+	// relocation-mapping.json (CNAB core 103).
+	RelocationMappingDir string
 	// BeforeCommit, if set, runs after everything was pushed and before the
 	// trusted state is committed; an error leaves the state as it was.
 	BeforeCommit func() error
@@ -124,9 +134,9 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 		return rep, err
 	}
 	defer s.Close()
-	verify.Names(s.toc, s.ps)
-	closures := verify.Structure(s.toc, s.index, s.small, s.ps)
-	verify.Bundles(s.toc, s.small, s.ps)
+	verify.Names(s.TOC, s.ps)
+	closures := verify.Structure(s.TOC, s.Index, s.Small, s.ps)
+	verify.Bundles(s.TOC, s.Small, s.ps)
 	var next map[string]*tufstore.RepoState
 	applies, err := s.trustApplies(o.Trust, store)
 	if err != nil {
@@ -161,7 +171,7 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err := s.ps.Err(); err != nil {
 		return refuse(err)
 	}
-	targets, err := plan(o.Client, to, s.toc.Images, closures)
+	targets, err := plan(o.Client, to, s.TOC.Images, closures)
 	if err != nil {
 		return nil, err
 	}
@@ -232,8 +242,41 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err := publishTUF(o.Trust, rep.Trust); err != nil {
 		return nil, err
 	}
+	if err := writeMappings(o, rep); err != nil {
+		return nil, err
+	}
 	rep.Verdict = "ok"
 	return rep, nil
+}
+
+// writeMappings writes what the import relocated where, as asked.
+func writeMappings(o ImportOptions, rep *ImportReport) error {
+	if o.MappingFile != "" {
+		data, err := json.MarshalIndent(rep.Mapping, "", "  ")
+		if err == nil {
+			err = atomicfile.WriteFile(o.MappingFile, append(data, '\n'), 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("writing mapping %s: %w", o.MappingFile, err)
+		}
+	}
+	if o.RelocationMappingDir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(o.RelocationMappingDir, 0o755); err != nil {
+		return err
+	}
+	for _, b := range rep.Bundles {
+		data, err := json.MarshalIndent(b.RelocationMapping, "", "  ")
+		if err != nil {
+			return err
+		}
+		name := strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(b.Ref) + ".relocation-mapping.json"
+		if err := atomicfile.WriteFile(filepath.Join(o.RelocationMappingDir, name), append(data, '\n'), 0o644); err != nil {
+			return fmt.Errorf("writing the relocation mapping of %s: %w", b.Ref, err)
+		}
+	}
+	return nil
 }
 
 // checkTo reads --to: a registry host and an optional repository prefix

@@ -40,7 +40,7 @@ func (cp *copier) pushBundles(ctx context.Context, targets []*target, rep *Impor
 		byRef[t.image.Ref] = i
 	}
 	var out []ImportedBundle
-	for _, b := range cp.s.toc.Bundles {
+	for _, b := range cp.s.TOC.Bundles {
 		i := byRef[b.Ref]
 		t := targets[i]
 		if rep.Images[i].Status == "refused" {
@@ -106,7 +106,7 @@ func (cp *copier) readBack(ctx context.Context, t *target, b layout.Bundle) erro
 	stored, err := bundle.ParseStored(m.Raw, func(h v1.Hash) ([]byte, error) {
 		// Ask for what the archive says it is: a registry may answer a
 		// blob asked for as a manifest with a 500, which is retried.
-		if k := cp.s.blobs[h].Kind; k == layout.KindIndex || k == layout.KindManifest {
+		if k := cp.s.Blobs[h].Kind; k == layout.KindIndex || k == layout.KindManifest {
 			mm, err := cp.c.GetManifest(ctx, t.repo.Digest(h.String()))
 			if err != nil {
 				return nil, err
@@ -114,7 +114,7 @@ func (cp *copier) readBack(ctx context.Context, t *target, b layout.Bundle) erro
 			return mm.Raw, nil
 		}
 		var buf bytes.Buffer
-		err := cp.c.FetchBlob(ctx, t.repo, v1.Descriptor{Digest: h, Size: cp.s.blobs[h].Size}, &buf)
+		err := cp.c.FetchBlob(ctx, t.repo, v1.Descriptor{Digest: h, Size: cp.s.Blobs[h].Size}, &buf)
 		return buf.Bytes(), err
 	})
 	if err != nil {

@@ -36,13 +36,13 @@ func Inspect(ctx context.Context, path string, stdin io.Reader) (*InspectReport,
 		return nil, err
 	}
 	defer s.Close()
-	rep := &InspectReport{Archive: path, Compression: string(s.r.Compression()), Blobs: s.toc.Blobs, Bytes: s.toc.TotalBytes(),
-		Bundles: s.toc.Bundles, TUF: s.toc.TUF, Notary: s.toc.Notary}
-	attached := s.toc.AttachedTo()
-	for _, im := range s.toc.Images {
+	rep := &InspectReport{Archive: path, Compression: string(s.R.Compression()), Blobs: s.TOC.Blobs, Bytes: s.TOC.TotalBytes(),
+		Bundles: s.TOC.Bundles, TUF: s.TOC.TUF, Notary: s.TOC.Notary}
+	attached := s.TOC.AttachedTo()
+	for _, im := range s.TOC.Images {
 		ii := InspectedImage{Image: im}
 		top := layout.Child{Descriptor: v1.Descriptor{Digest: im.Digest, Size: im.Size, MediaType: types.MediaType(im.MediaType)}, Kind: layout.KindOf(im.MediaType)}
-		if c, err := layout.Walk(top, func(h v1.Hash) ([]byte, bool) { b, ok := s.small[h]; return b, ok }, attached); err == nil {
+		if c, err := layout.Walk(top, func(h v1.Hash) ([]byte, bool) { b, ok := s.Small[h]; return b, ok }, attached); err == nil {
 			ii.Attached = c.Attached
 		}
 		rep.Images = append(rep.Images, ii)

@@ -50,7 +50,7 @@ func carrySignatures(ctx context.Context, c *mirror.Client, g *mirror.Graph, job
 				if err != nil {
 					return err
 				}
-				if err := mirror.CopyVerified(&buf, bytes.NewReader(b), n.Desc, n.File); err != nil {
+				if err := layout.CopyVerified(&buf, bytes.NewReader(b), n.Desc, n.File); err != nil {
 					return err
 				}
 			} else if err := c.FetchBlob(ctx, n.Repo, n.Desc, &buf); err != nil {
@@ -80,7 +80,7 @@ func (s *source) signatures(ctx context.Context, o TrustOptions, tr *TrustReport
 	if !o.Policy.HasSignatureRules() {
 		return nil, nil
 	}
-	in := verify.SignatureInput{Policy: o.Policy, Require: o.RequireSignatures, TOC: s.toc, Small: s.small}
+	in := verify.SignatureInput{Policy: o.Policy, Require: o.RequireSignatures, TOC: s.TOC, Small: s.Small}
 	if len(o.SigstoreTrustedRoot) > 0 {
 		tr, err := root.NewTrustedRootFromJSON(o.SigstoreTrustedRoot)
 		if err != nil {

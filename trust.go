@@ -96,7 +96,7 @@ type TrustReport struct {
 // A site that has pinned or recorded any trust metadata checks every
 // archive, so that one stripped of its metadata is not simply let through.
 func (s *source) trustApplies(o TrustOptions, store *tufstore.Store) (bool, error) {
-	if len(s.toc.TUF) > 0 || len(s.toc.Notary) > 0 || o.Policy != nil || len(o.Pins) > 0 || len(o.PinCAs) > 0 || len(o.PublishTUF) > 0 {
+	if len(s.TOC.TUF) > 0 || len(s.TOC.Notary) > 0 || o.Policy != nil || len(o.Pins) > 0 || len(o.PinCAs) > 0 || len(o.PublishTUF) > 0 {
 		return true, nil
 	}
 	state, err := store.Load()
@@ -118,8 +118,8 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		return nil, nil, fmt.Errorf("reading the trusted state in %s: %w", store.Dir(), err)
 	}
 	repos := map[string]map[string][]byte{}
-	for _, r := range s.toc.TUF {
-		files, err := layout.UnpackTrust(layout.TUFArtifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.small[h]; return b, ok })
+	for _, r := range s.TOC.TUF {
+		files, err := layout.UnpackTrust(layout.TUFArtifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.Small[h]; return b, ok })
 		if err != nil {
 			s.ps.Add("tuf:"+r.Name, "%v", err)
 			continue
@@ -127,8 +127,8 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		repos[r.Name] = files
 	}
 	notaries := map[string]map[string][]byte{}
-	for _, r := range s.toc.Notary {
-		files, err := layout.UnpackTrust(layout.NotaryArtifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.small[h]; return b, ok })
+	for _, r := range s.TOC.Notary {
+		files, err := layout.UnpackTrust(layout.NotaryArtifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.Small[h]; return b, ok })
 		if err != nil {
 			s.ps.Add("notary:"+r.Name, "%v", err)
 			continue
@@ -144,7 +144,7 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		cas[gun] = pool
 	}
 	res := verify.Trust(verify.TrustInput{Repos: repos, Notary: notaries, State: state, Pins: o.Pins, PinCAs: cas, Policy: o.Policy, Now: now,
-		Images: s.toc.Images, Bundles: s.toc.Bundles, RunInspections: o.RunInspections, Publish: o.publishNames()}, s.ps)
+		Images: s.TOC.Images, Bundles: s.TOC.Bundles, RunInspections: o.RunInspections, Publish: o.publishNames()}, s.ps)
 	rep := &TrustReport{TrustResult: res, StateDir: store.Dir(), CheckedAt: now, AsOf: asOf}
 	if asOf {
 		rep.Warnings = append(rep.Warnings, "trust checked as of "+now.UTC().Format(time.RFC3339)+" (--at), not at the local clock")
@@ -180,7 +180,7 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 func audit(store *tufstore.Store, s *source, o ImportOptions, verdict string, tr *TrustReport, failure error) error {
 	rec := tufstore.AuditRecord{Time: time.Now().UTC(), Operation: "import", Archive: o.Archive, To: o.To, Verdict: verdict, Policy: o.Trust.PolicyFile}
 	if s != nil {
-		rec.ArchiveDigest = s.tocDigest
+		rec.ArchiveDigest = s.TOCDigest
 		for _, p := range s.ps.List() {
 			rec.Reasons = append(rec.Reasons, p.String())
 		}

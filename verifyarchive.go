@@ -9,7 +9,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/relocate-dev/relocate/archive"
 	"github.com/relocate-dev/relocate/layout"
-	"github.com/relocate-dev/relocate/mirror"
 	"github.com/relocate-dev/relocate/tufstore"
 	"github.com/relocate-dev/relocate/verify"
 	"golang.org/x/sync/errgroup"
@@ -68,9 +67,9 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 		return refusedVerify(o.Archive, err), err
 	}
 	defer s.Close()
-	verify.Names(s.toc, s.ps)
-	verify.Structure(s.toc, s.index, s.small, s.ps)
-	verify.Bundles(s.toc, s.small, s.ps)
+	verify.Names(s.TOC, s.ps)
+	verify.Structure(s.TOC, s.Index, s.Small, s.ps)
+	verify.Bundles(s.TOC, s.Small, s.ps)
 	var tr *TrustReport
 	store, err := tufstore.Open(stateDir(o.Trust))
 	if err != nil {
@@ -89,15 +88,15 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	}
 
 	prog := progressOr(o.Progress)
-	prog.Stage("verify", s.toc.TotalBytes())
+	prog.Stage("verify", s.TOC.TotalBytes())
 	defer prog.Done()
 	if err := s.hashLayers(ctx, o.Jobs, prog); err != nil {
 		return refusedVerify(o.Archive, err), err
 	}
 
-	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.r.Compression()), Images: s.toc.Images, Attachments: len(s.toc.Attachments),
-		Blobs: len(s.toc.Blobs), Bytes: s.toc.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.toc), Trust: tr, Bundles: bundleLevels(s.toc, tr), Signatures: sigs}
-	for _, im := range s.toc.Images {
+	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.R.Compression()), Images: s.TOC.Images, Attachments: len(s.TOC.Attachments),
+		Blobs: len(s.TOC.Blobs), Bytes: s.TOC.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.TOC), Trust: tr, Bundles: bundleLevels(s.TOC, tr), Signatures: sigs}
+	for _, im := range s.TOC.Images {
 		rep.Platforms += max(len(im.Platforms), 1)
 	}
 	if err := s.ps.Err(); err != nil {
@@ -112,16 +111,16 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 // else in stream order.
 func (s *source) hashLayers(ctx context.Context, jobs int, prog Progress) error {
 	check := func(e *archive.Entry, b layout.Blob, r io.Reader) error {
-		err := mirror.CopyVerified(progressWriter{prog}, r, v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name)
+		err := layout.CopyVerified(progressWriter{prog}, r, v1.Descriptor{Digest: b.Digest, Size: b.Size}, e.Name)
 		if IsRefused(err) {
 			s.ps.Add(e.Name, "%s", reason(err))
 			return nil
 		}
 		return err
 	}
-	if s.r.RandomAccess() {
-		entries := make([]*archive.Entry, 0, len(s.layers))
-		for _, e := range s.layers {
+	if s.R.RandomAccess() {
+		entries := make([]*archive.Entry, 0, len(s.Layers))
+		for _, e := range s.Layers {
 			entries = append(entries, e)
 		}
 		sort.Slice(entries, func(i, j int) bool { return entries[i].Offset < entries[j].Offset })
@@ -133,7 +132,7 @@ func (s *source) hashLayers(ctx context.Context, jobs int, prog Progress) error 
 					return err
 				}
 				d, _ := layout.ParseBlobPath(e.Name)
-				return check(e, s.blobs[d], s.r.SectionReader(e))
+				return check(e, s.Blobs[d], s.R.SectionReader(e))
 			})
 		}
 		return eg.Wait()
@@ -146,7 +145,7 @@ func (s *source) hashLayers(ctx context.Context, jobs int, prog Progress) error 
 		if err != nil {
 			return err
 		}
-		if err := check(e, b, s.r); err != nil {
+		if err := check(e, b, s.R); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/layout"
 )
 
 // ForeignLayerError is a foreign (non-distributable) layer that the
@@ -51,7 +52,7 @@ func (f *fetch) Write(p []byte) (int, error) {
 	if f.n+int64(len(p)) >= f.desc.Size {
 		f.h.Write(p)
 		if got := fmt.Sprintf("%x", f.h.Sum(nil)); got != f.desc.Digest.Hex {
-			return 0, &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: f.desc.Digest.Algorithm + ":" + got}
+			return 0, &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: f.desc.Digest.Algorithm + ":" + got}
 		}
 		n, err := f.w.Write(p)
 		f.n += int64(n)
@@ -78,29 +79,29 @@ func (w writeErr) Write(p []byte) (int, error) {
 // copy reads the rest of the blob from body.
 func (f *fetch) copy(body io.Reader) error {
 	if _, err := io.Copy(f, io.LimitReader(body, f.desc.Size-f.n)); err != nil {
-		if errors.As(err, new(*IntegrityError)) || errors.As(err, new(*sourceError)) {
+		if errors.As(err, new(*layout.IntegrityError)) || errors.As(err, new(*sourceError)) {
 			return err
 		}
 		return fmt.Errorf("%s: %w", f.where, err)
 	}
 	if f.n < f.desc.Size {
-		return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", f.n, f.desc.Size)}
+		return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", f.n, f.desc.Size)}
 	}
 	// The content must end here. (A connection lost right at the end leaves
 	// the question open; the digest still decides.)
 	var one [1]byte
 	if n, _ := io.ReadFull(body, one[:]); n > 0 {
-		return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("more than %d bytes", f.desc.Size)}
+		return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("more than %d bytes", f.desc.Size)}
 	}
 	return nil
 }
 
 func (f *fetch) finish() error {
 	if f.n != f.desc.Size {
-		return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", f.n, f.desc.Size)}
+		return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", f.n, f.desc.Size)}
 	}
 	if got := fmt.Sprintf("%x", f.h.Sum(nil)); got != f.desc.Digest.Hex {
-		return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: f.desc.Digest.Algorithm + ":" + got}
+		return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: f.desc.Digest.Algorithm + ":" + got}
 	}
 	return nil
 }
@@ -112,7 +113,7 @@ func (f *fetch) response(resp *http.Response) error {
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if resp.ContentLength >= 0 && resp.ContentLength != f.desc.Size {
-			return &IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes announced instead of %d", resp.ContentLength, f.desc.Size)}
+			return &layout.IntegrityError{Where: f.where, Want: f.desc.Digest, Got: fmt.Sprintf("%d bytes announced instead of %d", resp.ContentLength, f.desc.Size)}
 		}
 		if f.n > 0 {
 			if _, err := io.CopyN(io.Discard, resp.Body, f.n); err != nil {
@@ -156,7 +157,7 @@ func (f *fetch) request(ctx context.Context, u string) *http.Request {
 // nothing is written twice. A foreign layer the registry does not have is
 // fetched from its URLs only if the client allows foreign layers.
 func (c *Client) FetchBlob(ctx context.Context, repo name.Repository, desc v1.Descriptor, w io.Writer) error {
-	h, err := NewHasher(desc.Digest)
+	h, err := layout.NewHasher(desc.Digest)
 	if err != nil {
 		return err
 	}
@@ -223,7 +224,7 @@ func (c *Client) fetchForeign(ctx context.Context, f *fetch, repo name.Repositor
 		if err == nil {
 			return f.finish()
 		}
-		if errors.As(err, new(*IntegrityError)) || errors.As(err, new(*sourceError)) {
+		if errors.As(err, new(*layout.IntegrityError)) || errors.As(err, new(*sourceError)) {
 			return err
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", u, err))
@@ -275,14 +276,14 @@ func (b *uploadBody) check(src io.Reader, desc v1.Descriptor, where string) erro
 		return b.err
 	}
 	if b.n < desc.Size {
-		return &IntegrityError{Where: where, Want: desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", b.n, desc.Size)}
+		return &layout.IntegrityError{Where: where, Want: desc.Digest, Got: fmt.Sprintf("%d bytes instead of %d", b.n, desc.Size)}
 	}
 	var one [1]byte
 	if n, _ := io.ReadFull(src, one[:]); n > 0 {
-		return &IntegrityError{Where: where, Want: desc.Digest, Got: fmt.Sprintf("more than %d bytes", desc.Size)}
+		return &layout.IntegrityError{Where: where, Want: desc.Digest, Got: fmt.Sprintf("more than %d bytes", desc.Size)}
 	}
 	if got := fmt.Sprintf("%x", b.h.Sum(nil)); got != desc.Digest.Hex {
-		return &IntegrityError{Where: where, Want: desc.Digest, Got: desc.Digest.Algorithm + ":" + got}
+		return &layout.IntegrityError{Where: where, Want: desc.Digest, Got: desc.Digest.Algorithm + ":" + got}
 	}
 	return nil
 }
@@ -322,7 +323,7 @@ const (
 // no HEAD is needed; a registry that cannot mount starts an upload
 // session, which the content then fills.
 //
-// Content that does not match fails with an *IntegrityError, never
+// Content that does not match fails with an *layout.IntegrityError, never
 // retried, and its session is cancelled, so that the registry keeps
 // nothing of it. Requests that fail for reasons that may pass are retried;
 // when the registry lost the session, the upload starts again from the
@@ -415,7 +416,7 @@ func (c *Client) pushSession(ctx context.Context, repo name.Repository, b Blob, 
 		if err != nil {
 			return &sourceError{err: err}
 		}
-		h, err := NewHasher(desc.Digest)
+		h, err := layout.NewHasher(desc.Digest)
 		if err != nil {
 			return &sourceError{err: err}
 		}

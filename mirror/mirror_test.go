@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/layout"
 )
 
 func desc(content string) v1.Descriptor {
@@ -36,16 +37,16 @@ func TestCopyVerified(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := CopyVerified(&out, strings.NewReader(tc.content), tc.d, "x")
+			err := layout.CopyVerified(&out, strings.NewReader(tc.content), tc.d, "x")
 			if tc.want == "" {
 				if err != nil || out.String() != tc.content {
 					t.Fatalf("err %v, out %q", err, out.String())
 				}
 				return
 			}
-			var ie *IntegrityError
+			var ie *layout.IntegrityError
 			if !errors.As(err, &ie) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("got %v, want IntegrityError containing %q", err, tc.want)
+				t.Fatalf("got %v, want layout.IntegrityError containing %q", err, tc.want)
 			}
 		})
 	}
@@ -55,7 +56,7 @@ func TestCopyVerified(t *testing.T) {
 // so that an upload never completes with wrong content.
 func TestVerifyingReaderWithholdsBadTail(t *testing.T) {
 	d := desc("abcdef")
-	vr, _ := NewVerifyingReader(strings.NewReader("abcdeX"), d, "x")
+	vr, _ := layout.NewVerifyingReader(strings.NewReader("abcdeX"), d, "x")
 	got, err := io.ReadAll(vr)
 	if err == nil || int64(len(got)) == d.Size {
 		t.Fatalf("read %q, err %v: the whole wrong body was released", got, err)
@@ -95,7 +96,7 @@ func TestPushAndFetch(t *testing.T) {
 	}
 	wrong := d
 	wrong.Size++
-	if err := c.FetchBlob(ctx, b, wrong, io.Discard); !errors.As(err, new(*IntegrityError)) {
+	if err := c.FetchBlob(ctx, b, wrong, io.Discard); !errors.As(err, new(*layout.IntegrityError)) {
 		t.Errorf("fetch with the wrong size: %v", err)
 	}
 

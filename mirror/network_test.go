@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/layout"
 )
 
 // secretKeychain hands out a password for every registry.
@@ -364,7 +365,7 @@ func TestMismatchNotRetried(t *testing.T) {
 	c := New(WithPlainHTTP(true), fast)
 	m, layer := pushManifest(t, c, host, "team/app", "v1")
 	repo, _ := c.ParseRepository(host + "/team/app")
-	if _, err := c.GetManifest(ctx, repo.Digest(m.Digest.String())); !errors.As(err, new(*IntegrityError)) {
+	if _, err := c.GetManifest(ctx, repo.Digest(m.Digest.String())); !errors.As(err, new(*layout.IntegrityError)) {
 		t.Fatalf("manifest: %v", err)
 	}
 	if n := gets.Load(); n != 1 {
@@ -372,7 +373,7 @@ func TestMismatchNotRetried(t *testing.T) {
 	}
 	gets.Store(0)
 	var out bytes.Buffer
-	if err := c.FetchBlob(ctx, repo, layer, &out); !errors.As(err, new(*IntegrityError)) {
+	if err := c.FetchBlob(ctx, repo, layer, &out); !errors.As(err, new(*layout.IntegrityError)) {
 		t.Fatalf("blob: %v", err)
 	}
 	if n := gets.Load(); n != 1 || c.Retried() != 0 {
@@ -552,9 +553,9 @@ func TestPushMismatchLeavesNothing(t *testing.T) {
 			}
 			return io.MultiReader(strings.NewReader("the content delivered"[:d.Size])), nil
 		}}, "")
-		var ie *IntegrityError
+		var ie *layout.IntegrityError
 		if !errors.As(err, &ie) {
-			t.Fatalf("sized %v: %v, want an IntegrityError", sized, err)
+			t.Fatalf("sized %v: %v, want an layout.IntegrityError", sized, err)
 		}
 		if opens != 1 || u.patches != 1 || len(u.puts) != 0 || c.Retried() != 0 {
 			t.Errorf("sized %v: opened %d times, %d PATCH, %d PUT, %d retries; want 1, 1, 0, 0", sized, opens, u.patches, len(u.puts), c.Retried())
@@ -573,7 +574,7 @@ func TestPushMismatchLeavesNothing(t *testing.T) {
 		repo, _ := c.ParseRepository(strings.TrimPrefix(srv.URL, "http://") + "/team/app")
 		d := desc("the content promised")
 		_, err := c.PushBlob(context.Background(), repo, Blob{Desc: d, Open: func() (io.Reader, error) { return io.MultiReader(strings.NewReader(content)), nil }}, "")
-		if !errors.As(err, new(*IntegrityError)) || len(u.puts) != 0 || u.held() != 0 || len(u.deletes) != 1 {
+		if !errors.As(err, new(*layout.IntegrityError)) || len(u.puts) != 0 || u.held() != 0 || len(u.deletes) != 1 {
 			t.Errorf("content %q: %v; %d PUT, %d bytes held, %v deleted", content, err, len(u.puts), u.held(), u.deletes)
 		}
 	}

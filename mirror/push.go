@@ -56,7 +56,7 @@ func (p *Pusher) Stats() PushStats {
 // Blob makes every repository of repos hold b: mounted from a repository
 // that holds it already, else uploaded once (checking the content against
 // its digest when it is not verified yet), then mounted in the others. It
-// reports whether content was read. An *IntegrityError is never retried
+// reports whether content was read. An *layout.IntegrityError is never retried
 // and leaves nothing at the registry.
 func (p *Pusher) Blob(ctx context.Context, repos []name.Repository, b Blob) (read bool, err error) {
 	for _, r := range repos {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/relocate-dev/relocate/layout"
 )
 
 // DefaultRetries is how many times a failed request is retried by default.
@@ -108,7 +109,7 @@ func transient(err error) (bool, time.Duration) {
 		return false, 0
 	}
 	var (
-		ie  *IntegrityError
+		ie  *layout.IntegrityError
 		nf  *NotFoundError
 		pe  *PlainHTTPError
 		fe  *ForeignLayerError

@@ -195,7 +195,7 @@ func (w *walker) manifest(ctx context.Context, img string, repo name.Repository,
 			return err
 		}
 		if int64(len(m.Raw)) != d.Size {
-			return &IntegrityError{Where: where, Want: d.Digest, Got: fmt.Sprintf("%d bytes instead of %d", len(m.Raw), d.Size)}
+			return &layout.IntegrityError{Where: where, Want: d.Digest, Got: fmt.Sprintf("%d bytes instead of %d", len(m.Raw), d.Size)}
 		}
 	}
 	mt := string(d.MediaType)
@@ -316,7 +316,7 @@ func (w *walker) wanted(artifactType string) bool {
 // does) is no reason to export without it.
 func skippable(err error) bool {
 	var nf *NotFoundError
-	var ie *IntegrityError
+	var ie *layout.IntegrityError
 	var inv *InvalidError
 	return errors.As(err, &nf) || errors.As(err, &ie) || errors.As(err, &inv)
 }

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -21,11 +20,7 @@ import (
 	"time"
 
 	"github.com/relocate-dev/relocate"
-	"github.com/relocate-dev/relocate/archive"
-	"github.com/relocate-dev/relocate/internal/atomicfile"
-	"github.com/relocate-dev/relocate/layout"
 	"github.com/relocate-dev/relocate/mirror"
-	"github.com/relocate-dev/relocate/verify"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -107,11 +102,11 @@ func wantsJSON(args []string) bool {
 type jsonError struct {
 	Error struct {
 		// Kind is "usage" (exit 2), "operational" (exit 1) or "refused" (exit 3).
-		Kind     string           `json:"kind"`
-		Code     int              `json:"exitCode"`
-		Message  string           `json:"message"`
-		Registry string           `json:"registry,omitempty"`
-		Problems []verify.Problem `json:"problems,omitempty"`
+		Kind     string             `json:"kind"`
+		Code     int                `json:"exitCode"`
+		Message  string             `json:"message"`
+		Registry string             `json:"registry,omitempty"`
+		Problems []relocate.Problem `json:"problems,omitempty"`
 	} `json:"error"`
 }
 
@@ -216,7 +211,7 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 	}
 	if f := c.String("policy"); f != "" {
 		o.PolicyFile = f
-		if o.Policy, err = verify.LoadPolicy(f); err != nil {
+		if o.Policy, err = relocate.LoadPolicy(f); err != nil {
 			return o, usagef("--policy %s: %v", f, err)
 		}
 	}
@@ -239,7 +234,7 @@ func trustOptions(c *cli.Context) (relocate.TrustOptions, error) {
 }
 
 // saySignatures prints the signature verdict of each image a rule covered.
-func (e *env) saySignatures(c *cli.Context, sr *verify.SignatureResult) {
+func (e *env) saySignatures(c *cli.Context, sr *relocate.SignatureResult) {
 	if sr == nil {
 		return
 	}
@@ -444,11 +439,12 @@ is compressed; "-o -" writes to stdout.`,
 			if len(refs) == 0 && len(c.StringSlice("bundle")) == 0 {
 				return usagef("export needs at least one image reference (or --images-file, or --bundle)")
 			}
-			comp := archive.Compression(c.String("compress"))
-			switch comp {
-			case "", archive.None, archive.Zstd, archive.Gzip:
-			default:
-				return usagef("--compress %q: want zstd, gzip or none", comp)
+			var comp relocate.Compression
+			if s := c.String("compress"); s != "" {
+				var err error
+				if comp, err = relocate.ParseCompression(s); err != nil {
+					return usagef("--compress %q: want zstd, gzip or none", s)
+				}
 			}
 			if out == "-" && c.Bool("json") {
 				return usagef("-o - writes the archive to stdout, so --json cannot")
@@ -603,6 +599,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			b := e.progress(c)
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
 				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
+				MappingFile: c.String("mapping"), RelocationMappingDir: c.String("relocation-mapping"),
 				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
 			})
 			b.wait()
@@ -624,20 +621,6 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if rep.Verdict != "planned" && rep.Verdict != "refused" {
 				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present; %d attached artifact(s) discoverable\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped, rep.Attachments)
 			}
-			if f := c.String("mapping"); f != "" && err == nil {
-				data, merr := json.MarshalIndent(rep.Mapping, "", "  ")
-				if merr == nil {
-					merr = atomicfile.WriteFile(f, append(data, '\n'), 0o644)
-				}
-				if merr != nil {
-					return fmt.Errorf("writing mapping %s: %w", f, merr)
-				}
-			}
-			if d := c.String("relocation-mapping"); d != "" && err == nil {
-				if merr := writeRelocationMappings(d, rep.Bundles); merr != nil {
-					return merr
-				}
-			}
 			for _, ib := range rep.Bundles {
 				e.say(c, "bundle %s -> %s (bundle.json %s), relocation mapping attached\n", ib.Ref, ib.Target, ib.Digest)
 			}
@@ -647,24 +630,6 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			return err
 		},
 	})
-}
-
-// writeRelocationMappings writes one CNAB relocation-mapping.json a bundle.
-func writeRelocationMappings(dir string, bundles []relocate.ImportedBundle) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, b := range bundles {
-		data, err := json.MarshalIndent(b.RelocationMapping, "", "  ")
-		if err != nil {
-			return err
-		}
-		name := strings.NewReplacer("/", "_", ":", "_", "@", "_").Replace(b.Ref) + ".relocation-mapping.json"
-		if err := atomicfile.WriteFile(filepath.Join(dir, name), append(data, '\n'), 0o644); err != nil {
-			return fmt.Errorf("writing the relocation mapping of %s: %w", b.Ref, err)
-		}
-	}
-	return nil
 }
 
 func inspectCmd(e *env) *cli.Command {
@@ -706,7 +671,7 @@ func inspectCmd(e *env) *cli.Command {
 			}
 			for _, group := range []struct {
 				kind  string
-				repos []layout.TUFRepo
+				repos []relocate.TrustRepo
 			}{{"TUF repository", rep.TUF}, {"Notary GUN", rep.Notary}} {
 				for _, r := range group.repos {
 					var roles []string
