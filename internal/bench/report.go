@@ -226,8 +226,9 @@ func (b *bench) targets() []target {
 		{fmt.Sprintf("re-import ≥ %.0f× faster than first import", targetReimport), fmt.Sprintf("%.1f×", re), re >= targetReimport, false},
 	}
 	ts = append(ts, b.smallTargets()...)
-	ts = append(ts, target{fmt.Sprintf("peak RSS < %.0f MiB (every relocate command, small-image imports included)", targetRSSMiB), fmt.Sprintf("%.1f MiB", rss), rss < targetRSSMiB, false})
-	return append(ts, b.scaleTarget(rss))
+	ts = append(ts, target{fmt.Sprintf("peak RSS < %.0f MiB (every relocate command, small images included)", targetRSSMiB), fmt.Sprintf("%.1f MiB", rss), rss < targetRSSMiB, false})
+	// Doubling is about the big set: compare like with like.
+	return append(ts, b.scaleTarget(b.peakRelocateRSS(r.rssMiB)))
 }
 
 // smallTargets are the small-image goals: speed against crane's loop at
@@ -300,12 +301,12 @@ func (b *bench) peakRelocateRSS(rss func(op) float64) float64 {
 	return peak
 }
 
-// peakRelocateRSS is the largest peak RSS of every relocate command of the
-// runs, the small-image imports included.
+// peakRelocateRSSAll is the largest peak RSS of every relocate command,
+// the small-image exports and imports included.
 func (b *bench) peakRelocateRSSAll() float64 {
 	peak := b.peakRelocateRSS(b.res.rssMiB)
 	for _, n := range b.cfg.small {
-		peak = max(peak, b.res.rssMiB(relSmall(n)))
+		peak = max(peak, b.res.rssMiB(relSmall(n)), float64(b.res.smallExport[n].rssKiB)/1024)
 	}
 	return peak
 }
