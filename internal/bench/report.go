@@ -155,13 +155,13 @@ func (b *bench) renderHeader(w io.Writer) {
 
 func (b *bench) renderResults(w io.Writer) {
 	fmt.Fprintf(w, "## Results\n\n")
-	fmt.Fprintf(w, "Ratio = peer seconds ÷ relocate seconds: above 1 means relocate is faster.\n\n")
+	fmt.Fprintf(w, "Ratio = peer seconds ÷ relocate seconds in the same run, median over the runs (range in brackets): above 1 means relocate is faster.\n\n")
 	fmt.Fprintf(w, "| operation | relocate s | MB/s | peak RSS MiB | crane s | crane ratio | skopeo s | skopeo ratio |\n")
 	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range rows {
 		rel := b.res.secs(r.rel)
-		cs, cr := b.peerCells(r.crane, rel)
-		ss, sr := b.peerCells(r.skopeo, rel)
+		cs, cr := b.peerCells(r.crane, r.rel)
+		ss, sr := b.peerCells(r.skopeo, r.rel)
 		fmt.Fprintf(w, "| %s | %.2f | %.0f | %.1f | %s | %s | %s | %s |\n",
 			r.name, rel, mbps(b.set.uniqueBytes(), rel), b.res.rssMiB(r.rel), cs, cr, ss, sr)
 	}
@@ -169,22 +169,31 @@ func (b *bench) renderResults(w io.Writer) {
 }
 
 // peerCells formats a peer's median seconds and its ratio to relocate's.
-func (b *bench) peerCells(o op, relSecs float64) (secs, ratio string) {
+func (b *bench) peerCells(o, rel op) (secs, ratio string) {
 	switch {
 	case o == "":
 		return "—", "—"
 	case !b.res.has(o):
 		return "not installed", "—"
 	}
-	s := b.res.secs(o)
-	return fmt.Sprintf("%.2f", s), fmt.Sprintf("%.2f×", s/relSecs)
+	return fmt.Sprintf("%.2f", b.res.secs(o)), times(b.res.ratios(o, rel))
+}
+
+// verifyShares are, run by run, verify's throughput ÷ a hashing limit.
+func (b *bench) verifyShares(limit []float64) []float64 {
+	var verify []float64
+	for _, s := range b.res.samples[relVerify] {
+		verify = append(verify, mbps(b.set.uniqueBytes(), s.secs))
+	}
+	return divide(verify, limit)
 }
 
 func (b *bench) renderLimits(w io.Writer) {
 	r := b.res
-	hash, par, pull := median(r.sha256MBs), median(r.sha256Par), median(r.pullMBs)
-	verify := mbps(b.set.uniqueBytes(), r.secs(relVerify))
-	export := mbps(b.set.uniqueBytes(), r.secs(relExport))
+	var export []float64
+	for _, s := range r.samples[relExport] {
+		export = append(export, mbps(b.set.uniqueBytes(), s.secs))
+	}
 	fmt.Fprintf(w, "## Machine limits\n\n")
 	fmt.Fprintf(w, "Median over the runs, with the range in brackets.\n\n")
 	fmt.Fprintf(w, "| limit | MB/s |\n|---|--:|\n")
@@ -197,10 +206,10 @@ func (b *bench) renderLimits(w io.Writer) {
 	}
 	fmt.Fprintf(w, "| registry ingest floor: monolithic `POST` + `PUT` of every unique blob from the archive, %d in parallel, `net/http` → an empty registry | %s |\n", b.cfg.jobs, spread(floors))
 	fmt.Fprintf(w, "| disk: write 1 GiB and fsync, in the work directory (once) | %.0f |\n\n", r.diskMBs)
-	fmt.Fprintf(w, "- verify ÷ sha256 (one stream): %.0f ÷ %.0f = **%.0f%%**; against %d streams: %.0f%%.\n", verify, hash, 100*verify/hash, b.machine.nproc, 100*verify/par)
-	fmt.Fprintf(w, "- export ÷ loopback pull: %.0f ÷ %.0f = **%.0f%%** of what fetching alone allows; export also hashes every byte and writes the archive, and ÷ the fsync'd disk write it is %.0f%%.\n", export, pull, 100*export/pull, 100*export/r.diskMBs)
-	floor, imp := r.secs(ingestFloor), r.secs(relImport)
-	fmt.Fprintf(w, "- import ÷ registry ingest floor: floor %.2f s ÷ import %.2f s = **%.0f%%** of the throughput the registry allows; import also reads and hashes the archive, mounts the shared layer into every repository and pushes manifests and tags, which the floor does not.\n\n", floor, imp, 100*floor/imp)
+	fmt.Fprintf(w, "Each limit is measured in every run next to the operations it bounds; the shares below pair them run by run (median, range in brackets).\n\n")
+	fmt.Fprintf(w, "- verify ÷ sha256 (one stream): **%s**; against %d streams: %s.\n", percent(b.verifyShares(r.sha256MBs)), b.machine.nproc, percent(b.verifyShares(r.sha256Par)))
+	fmt.Fprintf(w, "- export ÷ loopback pull: **%s** of what fetching alone allows; export also hashes every byte and writes the archive, and ÷ the fsync'd disk write (once) it is %.0f%%.\n", percent(divide(export, r.pullMBs)), 100*median(export)/r.diskMBs)
+	fmt.Fprintf(w, "- import ÷ registry ingest floor (floor s ÷ import s): **%s** of the throughput the registry allows; import also reads and hashes the archive, mounts the shared layer into every repository and pushes manifests and tags, which the floor does not.\n\n", percent(r.ratios(ingestFloor, relImport)))
 }
 
 // target is one goal from the issue and whether this run met it.
@@ -212,18 +221,16 @@ type target struct {
 
 func (b *bench) targets() []target {
 	r := b.res
-	exp := r.secs(cranePull) / r.secs(relExport)
-	imp := r.secs(cranePush) / r.secs(relImport)
-	ver := mbps(b.set.uniqueBytes(), r.secs(relVerify)) / median(r.sha256MBs)
-	re := r.secs(relImport) / r.secs(relReimport)
-	floor := r.secs(ingestFloor) / r.secs(relImport)
+	exp, imp := r.ratios(cranePull, relExport), r.ratios(cranePush, relImport)
+	floor, re := r.ratios(ingestFloor, relImport), r.ratios(relImport, relReimport)
+	ver := b.verifyShares(r.sha256MBs)
 	rss := b.peakRelocateRSSAll()
 	ts := []target{
-		{fmt.Sprintf("export ≥ %.1f× faster than crane pull", targetExportVsCrane), fmt.Sprintf("%.2f×", exp), exp >= targetExportVsCrane, false},
-		{fmt.Sprintf("import ≥ %.0f× faster than crane push", targetImportVsCrane), fmt.Sprintf("%.2f×", imp), imp >= targetImportVsCrane, false},
-		{fmt.Sprintf("import ≥ %.0f%% of the registry ingest floor (floor s ÷ import s)", 100*targetImportVsFloor), fmt.Sprintf("%.0f%%", 100*floor), floor >= targetImportVsFloor, false},
-		{fmt.Sprintf("verify ≥ %.0f%% of Go sha256 file throughput", 100*targetVerifyVsHash), fmt.Sprintf("%.0f%%", 100*ver), ver >= targetVerifyVsHash, false},
-		{fmt.Sprintf("re-import ≥ %.0f× faster than first import", targetReimport), fmt.Sprintf("%.1f×", re), re >= targetReimport, false},
+		{fmt.Sprintf("export ≥ %.1f× faster than crane pull", targetExportVsCrane), times(exp), median(exp) >= targetExportVsCrane, false},
+		{fmt.Sprintf("import ≥ %.0f× faster than crane push", targetImportVsCrane), times(imp), median(imp) >= targetImportVsCrane, false},
+		{fmt.Sprintf("import ≥ %.0f%% of the registry ingest floor (floor s ÷ import s)", 100*targetImportVsFloor), percent(floor), median(floor) >= targetImportVsFloor, false},
+		{fmt.Sprintf("verify ≥ %.0f%% of Go sha256 file throughput", 100*targetVerifyVsHash), percent(ver), median(ver) >= targetVerifyVsHash, false},
+		{fmt.Sprintf("re-import ≥ %.0f× faster than first import", targetReimport), times(re), median(re) >= targetReimport, false},
 	}
 	ts = append(ts, b.smallTargets()...)
 	ts = append(ts, target{fmt.Sprintf("peak RSS < %.0f MiB (every relocate command, small images included)", targetRSSMiB), fmt.Sprintf("%.1f MiB", rss), rss < targetRSSMiB, false})
@@ -248,16 +255,16 @@ func (b *bench) smallTargets() []target {
 	}
 	r := b.res
 	lo, hi := sizes[0], sizes[len(sizes)-1]
-	ratio := r.secs(craneSmall(hi)) / r.secs(relSmall(hi))
+	ratio := r.ratios(craneSmall(hi), relSmall(hi))
 	speed.goal = fmt.Sprintf("import of %d small images ≥ %.0f× faster than a crane copy loop", hi, targetSmallVsCrane)
-	speed.measured, speed.met = fmt.Sprintf("%.2f×", ratio), ratio >= targetSmallVsCrane
+	speed.measured, speed.met = times(ratio), median(ratio) >= targetSmallVsCrane
 	if lo == hi {
 		linear.measured, linear.skipped = "not run (needs two -small sizes)", true
 	} else {
-		perLo, perHi := b.msPerImage(relSmall(lo), lo), b.msPerImage(relSmall(hi), hi)
+		lin := b.linearity(relSmall, lo, hi)
 		linear.goal = fmt.Sprintf("small-image import linear from %d to %d images (ms per image ≤ %.2f×)", lo, hi, targetSmallLinear)
-		linear.measured = fmt.Sprintf("%.1f ms at %d vs %.1f ms at %d: %.2f×", perHi, hi, perLo, lo, perHi/perLo)
-		linear.met = perHi <= targetSmallLinear*perLo
+		linear.measured = fmt.Sprintf("%.1f ms at %d vs %.1f ms at %d: %s", b.msPerImage(relSmall(hi), hi), hi, b.msPerImage(relSmall(lo), lo), lo, times(lin))
+		linear.met = median(lin) <= targetSmallLinear
 	}
 	// The worst size decides: requests per image should not grow with the set.
 	var worst, worstAgain float64
@@ -274,6 +281,15 @@ func (b *bench) smallTargets() []target {
 	reqs.measured, reqs.met = fmt.Sprintf("%.2f at %d images", worst, at), worst <= targetRequests
 	again.measured, again.met = fmt.Sprintf("%.2f at %d images", worstAgain, atAgain), worstAgain <= targetReRequests
 	return []target{speed, linear, reqs, again}
+}
+
+// linearity is, run by run, the time per image at hi images ÷ at lo.
+func (b *bench) linearity(o func(int) op, lo, hi int) []float64 {
+	xs := b.res.ratios(o(hi), o(lo))
+	for i := range xs {
+		xs[i] *= float64(lo) / float64(hi)
+	}
+	return xs
 }
 
 // msPerImage is o's median time per image, in milliseconds.

@@ -13,7 +13,7 @@ func (b *bench) renderSmall(w io.Writer) {
 	}
 	r := b.res
 	fmt.Fprintf(w, "## Small images\n\n")
-	fmt.Fprintf(w, "Each image a config and 2 layers × 64KiB. relocate imports the archive it exported once; crane copies every image from the source registry, one call per image in sequence, as a shell loop would (it also pulls, and starts a process per image). Both go into a fresh, empty registry. Ratio = crane s ÷ relocate s. CPU ms/image adds the tool's CPU and the registries' (see *Where the time goes*): on a loaded machine it varies less than wall time.\n\n")
+	fmt.Fprintf(w, "Each image a config and 2 layers × 64KiB. relocate imports the archive it exported once; crane copies every image from the source registry, one call per image in sequence, as a shell loop would (it also pulls, and starts a process per image). Both go into a fresh, empty registry. Ratio = crane s ÷ relocate s in the same run, median over the runs (range in brackets). CPU ms/image adds the tool's CPU and the registries' (see *Where the time goes*): on a loaded machine it varies less than wall time.\n\n")
 	fmt.Fprintf(w, "| images | relocate s | ms/image | CPU ms/image | peak RSS MiB | crane copy loop s | ms/image | CPU ms/image | ratio |\n|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	cpuPer := func(o op, n int) float64 {
 		tool, reg := r.cpu(o)
@@ -21,9 +21,9 @@ func (b *bench) renderSmall(w io.Writer) {
 	}
 	for _, n := range b.cfg.small {
 		rel, cr := r.secs(relSmall(n)), r.secs(craneSmall(n))
-		fmt.Fprintf(w, "| %d | %.2f | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f | %.2f× |\n",
+		fmt.Fprintf(w, "| %d | %.2f | %.1f | %.1f | %.1f | %.2f | %.1f | %.1f | %s |\n",
 			n, rel, b.msPerImage(relSmall(n), n), cpuPer(relSmall(n), n), r.rssMiB(relSmall(n)),
-			cr, b.msPerImage(craneSmall(n), n), cpuPer(craneSmall(n), n), cr/rel)
+			cr, b.msPerImage(craneSmall(n), n), cpuPer(craneSmall(n), n), times(r.ratios(craneSmall(n), relSmall(n))))
 	}
 	var exports []string
 	for _, n := range b.cfg.small {
@@ -32,8 +32,8 @@ func (b *bench) renderSmall(w io.Writer) {
 	fmt.Fprintf(w, "\nThe archives were exported once, untimed by the runs: %s.\n", strings.Join(exports, ", "))
 	if sizes := b.cfg.small; len(sizes) > 1 {
 		lo, hi := sizes[0], sizes[len(sizes)-1]
-		per := func(o func(int) op) float64 { return b.msPerImage(o(hi), hi) / b.msPerImage(o(lo), lo) }
-		fmt.Fprintf(w, "\nLinearity, time per image at %d ÷ at %d: relocate %.2f×, crane %.2f× (1 is linear; below 1, fixed costs spread over more images).\n", hi, lo, per(relSmall), per(craneSmall))
+		fmt.Fprintf(w, "\nLinearity, time per image at %d ÷ at %d in the same run: relocate %s, crane %s (1 is linear; below 1, fixed costs spread over more images).\n",
+			hi, lo, times(b.linearity(relSmall, lo, hi)), times(b.linearity(craneSmall, lo, hi)))
 	}
 	fmt.Fprintf(w, "\nRequests, counted by a reverse proxy (`net/http/httputil`, in the bench) in front of a fresh registry, in one extra untimed import of each set and that import again. Per image leaves out the registry ping, made once a run whatever the size.\n\n")
 	fmt.Fprintf(w, "| images | import requests | per image | re-import requests | per image | import, by kind | re-import, by kind |\n|--:|--:|--:|--:|--:|---|---|\n")

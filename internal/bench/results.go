@@ -77,6 +77,53 @@ func (r *results) secs(o op) float64 {
 	return median(xs)
 }
 
+// ratios are, run by run, num's time ÷ den's time. Within a run the two
+// were measured minutes apart under about the same load; on a shared
+// machine whose load drifts, the medians of each may come from different
+// runs, so a ratio of medians can say more about the drift than the tools.
+func (r *results) ratios(num, den op) []float64 {
+	return divide(secsOf(r.samples[num]), secsOf(r.samples[den]))
+}
+
+// ratio is the median of ratios: what the targets judge.
+func (r *results) ratio(num, den op) float64 { return median(r.ratios(num, den)) }
+
+func secsOf(ss []sample) []float64 {
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		out[i] = s.secs
+	}
+	return out
+}
+
+// divide pairs a and b run by run (both hold one value per run, in order).
+func divide(a, b []float64) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		if b[i] > 0 {
+			out = append(out, a[i]/b[i])
+		}
+	}
+	return out
+}
+
+// times formats the median of per-run ratios, with their range when there
+// are several.
+func times(xs []float64) string {
+	if len(xs) < 2 {
+		return fmt.Sprintf("%.2f×", median(xs))
+	}
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", median(xs), slices.Min(xs), slices.Max(xs))
+}
+
+// percent is times for ratios read as a share.
+func percent(xs []float64) string {
+	if len(xs) < 2 {
+		return fmt.Sprintf("%.0f%%", 100*median(xs))
+	}
+	return fmt.Sprintf("%.0f%% (%.0f–%.0f%%)", 100*median(xs), 100*slices.Min(xs), 100*slices.Max(xs))
+}
+
 // cpu is the median CPU seconds of o: the tool's own, and the registries'.
 func (r *results) cpu(o op) (tool, registry float64) {
 	s := r.samples[o]
