@@ -168,7 +168,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		toc.Blobs = append(toc.Blobs, n.Blob)
 	}
 	toc.Sort()
-	indexJSON, err := layout.BuildIndex(toc.Images)
+	indexJSON, err := layout.BuildIndex(toc)
 	if err != nil {
 		return nil, err
 	}

@@ -117,24 +117,8 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the trusted state in %s: %w", store.Dir(), err)
 	}
-	repos := map[string]map[string][]byte{}
-	for _, r := range s.TOC.TUF {
-		files, err := layout.UnpackTrust(layout.TUFArtifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.Small[h]; return b, ok })
-		if err != nil {
-			s.ps.Add("tuf:"+r.Name, "%v", err)
-			continue
-		}
-		repos[r.Name] = files
-	}
-	notaries := map[string]map[string][]byte{}
-	for _, r := range s.TOC.Notary {
-		files, err := layout.UnpackTrust(layout.NotaryArtifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.Small[h]; return b, ok })
-		if err != nil {
-			s.ps.Add("notary:"+r.Name, "%v", err)
-			continue
-		}
-		notaries[r.Name] = files
-	}
+	repos := s.unpackTrust("tuf:", layout.TUFArtifactType, s.TOC.TUF)
+	notaries := s.unpackTrust("notary:", layout.NotaryArtifactType, s.TOC.Notary)
 	cas := map[string]*x509.CertPool{}
 	for gun, pem := range o.PinCAs {
 		pool, err := verify.ParseCAs(pem)
@@ -173,6 +157,21 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		}
 	}
 	return rep, next, nil
+}
+
+// unpackTrust reads the metadata files of the TUF repositories or Notary
+// GUNs the archive carries, by name.
+func (s *source) unpackTrust(kind, artifactType string, list []layout.TUFRepo) map[string]map[string][]byte {
+	out := map[string]map[string][]byte{}
+	for _, r := range list {
+		files, err := layout.UnpackTrust(artifactType, r, func(h v1.Hash) ([]byte, bool) { b, ok := s.Small[h]; return b, ok })
+		if err != nil {
+			s.ps.Add(kind+r.Name, "%v", err)
+			continue
+		}
+		out[r.Name] = files
+	}
+	return out
 }
 
 // audit appends the record of an import that reached a verdict: ok,

@@ -61,7 +61,7 @@ func gzipOf(t testing.TB, b []byte) []byte {
 }
 
 // readAll reads every entry through, as verify does from a stream.
-func readAll(r *Reader) (map[string][]byte, error) {
+func readEntries(r *Reader) (map[string][]byte, error) {
 	got := map[string][]byte{}
 	for {
 		e, err := r.Next()
@@ -269,7 +269,7 @@ func TestReaderCorruptCompressed(t *testing.T) {
 					r, err := NewReader(bytes.NewReader(bad), allowAll)
 					var got map[string][]byte
 					if err == nil {
-						got, err = readAll(r)
+						got, err = readEntries(r)
 						r.Close()
 					}
 					if err == nil {
@@ -308,7 +308,7 @@ func TestReaderTruncatedCompressed(t *testing.T) {
 		for _, cut := range []int{4, 11, 100, len(c.data) / 3, len(c.data) / 2, len(c.data) - 9, len(c.data) - 4, len(c.data) - 1} {
 			r, err := NewReader(bytes.NewReader(c.data[:cut]), allowAll)
 			if err == nil {
-				_, err = readAll(r)
+				_, err = readEntries(r)
 				r.Close()
 			}
 			var ae *Error
@@ -326,7 +326,7 @@ func TestReaderHugeZstdWindow(t *testing.T) {
 	data := zstdOf(t, plain, zstd.WithWindowSize(256<<20))
 	r, err := NewReader(bytes.NewReader(data), allowAll)
 	if err == nil {
-		_, err = readAll(r)
+		_, err = readEntries(r)
 		r.Close()
 	}
 	var ae *Error
@@ -362,7 +362,7 @@ func TestReaderMediumError(t *testing.T) {
 		for _, at := range []int{5, 600, len(c.data) / 2} {
 			r, err := NewReader(&failing{r: bytes.NewReader(c.data), n: at}, allowAll)
 			if err == nil {
-				_, err = readAll(r)
+				_, err = readEntries(r)
 				r.Close()
 			}
 			var ae *Error
@@ -389,7 +389,7 @@ func TestReaderTrailingData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := readAll(r)
+			got, err := readEntries(r)
 			r.Close()
 			if err != nil || !bytes.Equal(got["e4"], want["e4"]) {
 				t.Errorf("%s followed by %d bytes: %v", c.name, len(tail), err)
@@ -398,7 +398,7 @@ func TestReaderTrailingData(t *testing.T) {
 	}
 	padded := append(bytes.Clone(plain), make([]byte, 2<<20)...)
 	r, _ := NewReader(bytes.NewReader(zstdOf(t, padded)), allowAll)
-	_, err := readAll(r)
+	_, err := readEntries(r)
 	r.Close()
 	var ae *Error
 	if !errors.As(err, &ae) || !strings.Contains(ae.Reason, "follow the end-of-archive marker") {

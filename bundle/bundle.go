@@ -31,7 +31,8 @@ type Bundle struct {
 // Load is never used) and keeps a copy of raw unchanged. Beyond JSON it
 // checks only what relocation relies on: at least one invocation image,
 // every image with a reference, content digests that parse, and no
-// images{} key that could be mistaken for an invocation image's key.
+// images{} key that is empty or could be mistaken for an invocation
+// image's key.
 func Parse(raw []byte) (*Bundle, error) {
 	def, err := loader.NewLoader().LoadData(raw)
 	if err != nil {
@@ -48,6 +49,11 @@ func Parse(raw []byte) (*Bundle, error) {
 	for key := range def.Images {
 		if isInvocationKey(key) {
 			return nil, fmt.Errorf("bundle %s: image key %q collides with the invocation image keys", b.name(), key)
+		}
+		// The cnab-to-oci form names a component by its key: an empty one
+		// would be stored but could never be read back.
+		if key == "" {
+			return nil, fmt.Errorf("bundle %s: an image with an empty key", b.name())
 		}
 	}
 	for _, img := range b.Images() {

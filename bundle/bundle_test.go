@@ -83,6 +83,8 @@ func TestParseRefused(t *testing.T) {
 		{"no invocation image", `{"schemaVersion":"v1.2.0","name":"x","version":"1.0.0","invocationImages":[]}`, "no invocation image"},
 		{"image key like an invocation key", `{"name":"x","version":"1","invocationImages":[{"imageType":"docker","image":"a/b:1"}],
 			"images":{"invocation-0":{"imageType":"docker","image":"c/d:1"}}}`, `image key "invocation-0" collides`},
+		{"empty image key", `{"name":"x","version":"1","invocationImages":[{"imageType":"docker","image":"a/b:1"}],
+			"images":{"":{"imageType":"docker","image":"c/d:1"}}}`, "an image with an empty key"},
 		{"bad contentDigest", `{"name":"x","version":"1","invocationImages":[{"imageType":"docker","image":"a/b:1","contentDigest":"sha256:abc"}]}`,
 			"image invocation-0: contentDigest"},
 		{"image without reference", `{"name":"x","version":"1","invocationImages":[{"imageType":"docker","image":"a/b:1"}],

@@ -34,5 +34,12 @@ func (b Bundle) check(images map[string]bool) error {
 	if err := CheckDigest(b.Digest); err != nil {
 		return fmt.Errorf("bundle %s: %w", b.Ref, err)
 	}
+	// Like every digest of the table of contents: an absent one would
+	// parse as the zero hash, which marshals as ":" and never parses again.
+	for _, im := range b.Images {
+		if err := CheckDigest(im.Digest); err != nil {
+			return fmt.Errorf("bundle %s: image %s: %w", b.Ref, im.Key, err)
+		}
+	}
 	return nil
 }

@@ -3,12 +3,12 @@ package layout
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // File names at the root of the layout.
@@ -20,14 +20,6 @@ const (
 
 // LayoutVersion is the content of the oci-layout file.
 const LayoutVersion = `{"imageLayoutVersion":"1.0.0"}`
-
-// Annotations on index.json entries. The containerd name carries the full
-// original reference, so the archive says where each image came from; the
-// OCI ref.name carries the tag, as other OCI layout readers expect.
-const (
-	AnnotationRefName   = "org.opencontainers.image.ref.name"
-	AnnotationImageName = "io.containerd.image.name"
-)
 
 // Size limits for entries that are read into memory. Manifests follow the
 // distribution spec's 4 MiB; configs are JSON documents of a few KiB in practice.
@@ -255,6 +247,11 @@ func ParseTOC(b []byte) (*TOC, error) {
 	if err := dec.Decode(&t); err != nil {
 		return nil, fmt.Errorf("%s: not valid JSON: %w", TOCFile, err)
 	}
+	// The decoder stops after the first value: anything after it would be
+	// ignored here and refused by other readers of the layout.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%s: not valid JSON: data after the document", TOCFile)
+	}
 	if t.SchemaVersion != TOCSchemaVersion {
 		return nil, fmt.Errorf("%s: schemaVersion %d, want %d", TOCFile, t.SchemaVersion, TOCSchemaVersion)
 	}
@@ -370,40 +367,6 @@ func ParseBlobPath(name string) (v1.Hash, bool) {
 		return v1.Hash{}, false
 	}
 	return h, true
-}
-
-// BuildIndex writes index.json: one entry per image, annotated with its
-// original reference.
-func BuildIndex(images []Image) ([]byte, error) {
-	idx := v1.IndexManifest{SchemaVersion: 2, MediaType: types.OCIImageIndex, Manifests: []v1.Descriptor{}}
-	for _, im := range images {
-		ann := map[string]string{AnnotationImageName: im.Ref}
-		if tag := TagOf(im.Ref); tag != "" {
-			ann[AnnotationRefName] = tag
-		}
-		idx.Manifests = append(idx.Manifests, v1.Descriptor{
-			MediaType:   types.MediaType(im.MediaType),
-			Size:        im.Size,
-			Digest:      im.Digest,
-			Annotations: ann,
-		})
-	}
-	return json.MarshalIndent(idx, "", " ")
-}
-
-// ParseIndex decodes index.json.
-func ParseIndex(b []byte) (*v1.IndexManifest, error) {
-	var idx v1.IndexManifest
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("%s: not valid JSON: %w", IndexFile, err)
-	}
-	if idx.SchemaVersion != 2 {
-		return nil, fmt.Errorf("%s: schemaVersion %d, want 2", IndexFile, idx.SchemaVersion)
-	}
-	if len(idx.Manifests) > MaxImages {
-		return nil, fmt.Errorf("%s: %d entries, over the limit of %d images", IndexFile, len(idx.Manifests), MaxImages)
-	}
-	return &idx, nil
 }
 
 // TagOf returns the tag of a reference such as host/repo:tag or

@@ -42,6 +42,7 @@ type Client struct {
 	userAgent    string
 	policy       RetryPolicy
 	allowForeign bool
+	tlsOpt       tlsOptions
 	optErr       error
 	retried      atomic.Int64
 
@@ -131,6 +132,7 @@ func New(opts ...Option) *Client {
 	for _, o := range opts {
 		o(c)
 	}
+	c.inner = c.withTLS(c.inner)
 	c.base = guard{c: c, inner: c.inner}
 	return c
 }
@@ -228,7 +230,7 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, push bool,
 	var tok *transport.Token
 	if bearer {
 		if tok, err = transport.Exchange(ctx, reg, auth, inner, scopes, ch); err != nil {
-			return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), err)
+			return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), authErr(reg.RegistryStr(), auth, err))
 		}
 		if tok.Token == "" {
 			tok.Token = tok.AccessToken // OAuth 2 token servers
@@ -238,7 +240,7 @@ func (c *Client) transport(ctx context.Context, repo name.Repository, push bool,
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), err)
 	}
-	e.rt = schemeFix{c: c, host: reg.RegistryStr(), inner: rt}
+	e.rt = authCheck{host: reg.RegistryStr(), anonymous: anonymous(auth), inner: schemeFix{c: c, host: reg.RegistryStr(), inner: rt}}
 	return e.rt, nil
 }
 

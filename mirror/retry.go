@@ -114,6 +114,8 @@ func transient(err error) (bool, time.Duration) {
 		pe  *PlainHTTPError
 		fe  *ForeignLayerError
 		se  *sourceError
+		ae  *AuthError
+		tle *TLSError
 		st  *StatusError
 		te  *transport.Error
 		rhe tls.RecordHeaderError
@@ -124,7 +126,8 @@ func transient(err error) (bool, time.Duration) {
 		dns *net.DNSError
 	)
 	switch {
-	case errors.As(err, &ie), errors.As(err, &nf), errors.As(err, &pe), errors.As(err, &fe), errors.As(err, &se):
+	case errors.As(err, &ie), errors.As(err, &nf), errors.As(err, &pe), errors.As(err, &fe), errors.As(err, &se),
+		errors.As(err, &ae), errors.As(err, &tle):
 		return false, 0
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return false, 0

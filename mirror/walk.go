@@ -93,7 +93,9 @@ func (w *walker) merge(sub *walker) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for d, n := range sub.g.Blobs {
-		if _, ok := w.g.Blobs[d]; !ok {
+		if have, ok := w.g.Blobs[d]; ok {
+			settle(have, n)
+		} else {
 			w.g.Blobs[d] = n
 		}
 	}
@@ -173,12 +175,24 @@ func (w *walker) claim(n *Node) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for x := w; x != nil; x = x.parent {
-		if _, done := x.g.Blobs[n.Digest]; done {
+		if have, done := x.g.Blobs[n.Digest]; done {
+			settle(have, n)
 			return false
 		}
 	}
 	w.g.Blobs[n.Digest] = n
 	return true
+}
+
+// settle makes what is recorded of a blob that manifests name under
+// different media types (the 2-byte {} is a notation signature's config and
+// a cosign signature's) independent of which walk reached it first: walks
+// run concurrently, and the table of contents must be the same for the same
+// content. The least media type is kept.
+func settle(have, n *Node) {
+	if n.Kind == have.Kind && n.MediaType < have.MediaType {
+		have.MediaType = n.MediaType
+	}
 }
 
 // manifest records a manifest (fetching it unless m is given), descends into

@@ -150,6 +150,12 @@ func Collect(ctx context.Context, client *http.Client, name, base string) (*Chai
 		queue = queue[1:]
 		meta, ok := snap.Signed.Meta[r+".json"]
 		if !ok {
+			// Without the top-level targets role nothing can be vouched
+			// for: fail here, as when its file is not published, rather
+			// than export a chain the site can only refuse.
+			if r == "targets" {
+				return nil, fmt.Errorf("tuf %s: %s lists no targets.json", name, file)
+			}
 			c.Missing = append(c.Missing, r+" (not in the snapshot)")
 			continue
 		}

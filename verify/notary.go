@@ -34,31 +34,14 @@ func NotaryStateName(gun string) string {
 // or from a root or CA pinned now, with the policy's grace for timestamp
 // and snapshot only.
 func notaryRepo(gun string, files map[string][]byte, in TrustInput) (*notary.Result, *RepoTrust, error) {
-	name := NotaryStateName(gun)
-	state, known := in.State[name]
-	pin, pinned := in.Pins[gun]
-	ca, caPinned := in.PinCAs[gun]
-	rt := &RepoTrust{Name: "notary:" + gun, StateName: name, Before: map[string]int64{}, graces: in.Policy.Graces()}
-	var trusted notary.Trusted
-	switch {
-	case known && pinned && !tufstore.SameRoot(pin, state.Pinned):
-		return nil, nil, fmt.Errorf("the root given with --trust %s=... conflicts with the root this site pinned earlier; refusing", gun)
-	case known:
-		trusted = notary.Trusted{Root: state.Pinned, State: state.Files}
-		if caPinned {
-			trusted.RootCA = ca
-		}
-		rt.Before = tufstore.Versions(state.Files)
-		rt.NewState = &tufstore.RepoState{Pinned: state.Pinned}
-	case pinned || caPinned:
-		trusted = notary.Trusted{Root: pin}
-		if caPinned {
-			trusted.RootCA = ca
-		}
-		rt.Pinned = true
-		rt.NewState = &tufstore.RepoState{Pinned: pin}
-	default:
-		return nil, nil, fmt.Errorf("this site has not pinned a root for Notary GUN %q; obtain its root.json out of band and run again with --trust %s=root.json (or --trust-ca %s=ca.pem)", gun, gun, gun)
+	c := notaryCarried(gun)
+	rt, err := c.open(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	trusted := notary.Trusted{Root: c.pin, RootCA: c.ca}
+	if c.known {
+		trusted = notary.Trusted{Root: c.state.Pinned, State: c.state.Files, RootCA: c.ca}
 	}
 	gTS, gSnap := in.Policy.GraceFor("timestamp"), in.Policy.GraceFor("snapshot")
 	res, err := notary.VerifyWithGrace(gun, files, trusted, in.Now, max(gTS, gSnap))

@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -134,6 +135,11 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	dec.DisallowUnknownFields() // a misspelt key must not silently weaken the policy
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
+	}
+	// The decoder stops after the first value: a second document (say, a
+	// stricter rule appended to the file) would be silently ignored.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("policy: data after the JSON document")
 	}
 	p.grace = map[string]time.Duration{}
 	for role, s := range p.Grace {

@@ -18,6 +18,8 @@ func TestParsePolicy(t *testing.T) {
 			"roles":[{"role":"qa","minSignatures":2}]}],"allowUnvouched":["x/*"],"grace":{"timestamp":"48h","snapshot":"1h"},
 			"cnabMinSecurityLevel":2}`, ""},
 		{"misspelt key", `{"mappings":[]}`, "unknown field"},
+		{"second document", `{"mapping":[{"paths":["*"],"repositories":["a"],"threshold":1}]}
+			{"mapping":[{"paths":["*"],"repositories":["a","b"],"threshold":2}]}`, "data after the JSON document"},
 		{"grace for targets", `{"grace":{"targets":"1h"}}`, "only timestamp and snapshot"},
 		{"grace for root", `{"grace":{"root":"1h"}}`, "only timestamp and snapshot"},
 		{"bad duration", `{"grace":{"timestamp":"soon"}}`, "not a duration"},

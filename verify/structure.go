@@ -67,36 +67,6 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 // maxWalked is layout.MaxWalked, a variable so that a test can reach it.
 var maxWalked = layout.MaxWalked
 
-func checkIndex(toc *layout.TOC, index *v1.IndexManifest, ps *Problems) {
-	inIndex := map[string]v1.Descriptor{}
-	for _, d := range index.Manifests {
-		ref := d.Annotations[layout.AnnotationImageName]
-		if ref == "" {
-			ps.Add(layout.IndexFile, "entry %s has no %s annotation", d.Digest, layout.AnnotationImageName)
-			continue
-		}
-		if _, dup := inIndex[ref]; dup {
-			ps.Add(layout.IndexFile, "reference %s listed twice", ref)
-		}
-		inIndex[ref] = d
-	}
-	for _, im := range toc.Images {
-		d, ok := inIndex[im.Ref]
-		if !ok {
-			ps.Add(im.Ref, "in the table of contents but not in %s", layout.IndexFile)
-			continue
-		}
-		delete(inIndex, im.Ref)
-		if d.Digest != im.Digest || d.Size != im.Size || string(d.MediaType) != im.MediaType {
-			ps.Add(im.Ref, "%s says %s (%d bytes, %s), the table of contents says %s (%d bytes, %s)",
-				layout.IndexFile, d.Digest, d.Size, d.MediaType, im.Digest, im.Size, im.MediaType)
-		}
-	}
-	for ref := range inIndex {
-		ps.Add(ref, "in %s but not in the table of contents", layout.IndexFile)
-	}
-}
-
 // CheckBlob compares what a blob entry held with the table of contents.
 func CheckBlob(b layout.Blob, size int64, got v1.Hash) error {
 	if size != b.Size {

@@ -64,7 +64,7 @@ func buildSynthetic(tb testing.TB, images, perImage int) *synthetic {
 		}
 	}
 	s.toc.Sort()
-	idx, err := layout.BuildIndex(s.toc.Images)
+	idx, err := layout.BuildIndex(s.toc)
 	if err != nil {
 		tb.Fatal(err)
 	}

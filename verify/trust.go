@@ -197,26 +197,14 @@ func subjectOf(repo string) string {
 // client workflow; expiry is decided role by role, with the policy's grace
 // for timestamp and snapshot only.
 func openRepo(name string, in TrustInput) (*tufstore.Session, *RepoTrust, error) {
-	state, known := in.State[name]
-	pin, pinned := in.Pins[name]
-	rt := &RepoTrust{Name: name, StateName: name, Before: map[string]int64{}, graces: in.Policy.Graces()}
-	var trusted tufstore.Trusted
-	switch {
-	case known && pinned && !tufstore.SameRoot(pin, state.Pinned) && !tufstore.SameRoot(pin, state.Files["root.json"]):
-		return nil, nil, fmt.Errorf("the root given with --trust %s=... conflicts with the root this site pinned earlier; refusing (to start over, move the state directory aside)", name)
-	case known:
-		trusted = tufstore.Trusted{Root: state.Files["root.json"], Files: state.Files}
-		rt.Before = tufstore.Versions(state.Files)
-		for role, v := range state.Delegated {
-			rt.Before[role] = v
-		}
-		rt.NewState = &tufstore.RepoState{Pinned: state.Pinned}
-	case pinned:
-		trusted = tufstore.Trusted{Root: pin}
-		rt.Pinned = true
-		rt.NewState = &tufstore.RepoState{Pinned: pin}
-	default:
-		return nil, nil, fmt.Errorf("this site has not pinned a root for TUF repository %q; obtain its root.json out of band and run again with --trust %s=root.json", name, name)
+	c := tufCarried(name)
+	rt, err := c.open(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	trusted := tufstore.Trusted{Root: c.pin}
+	if c.known {
+		trusted = tufstore.Trusted{Root: c.state.Files["root.json"], Files: c.state.Files}
 	}
 	s, err := tufstore.Update(name, in.Repos[name], trusted, in.Now, in.Policy.Graces())
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/relocate-dev/relocate"
-	"github.com/relocate-dev/relocate/mirror"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -54,6 +53,8 @@ type env struct {
 	// reported is set once a --json document went to stdout: scripts get
 	// exactly one, whatever the outcome.
 	reported bool
+	// secrets are passwords read for this run, kept out of every message.
+	secrets []string
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
+	err = e.redact(err)
 	fmt.Fprintln(stderr, "relocate: "+err.Error())
 	code := exitCode(err)
 	if code == exitUsage {
@@ -144,7 +146,7 @@ func plainHTTPHostFlag() cli.Flag {
 }
 
 func retriesFlag() cli.Flag {
-	return &cli.IntFlag{Name: "retries", Value: mirror.DefaultRetries, Usage: "retry a registry request that failed for a reason that may pass (5xx, 429 after its Retry-After, a reset connection, a body cut short) up to `N` times, waiting longer each time; content that does not match its digest is never retried"}
+	return &cli.IntFlag{Name: "retries", Value: relocate.DefaultRetries, Usage: "retry a registry request that failed for a reason that may pass (5xx, 429 after its Retry-After, a reset connection, a body cut short) up to `N` times, waiting longer each time; content that does not match its digest is never retried"}
 }
 
 func jobsFlag() cli.Flag {
@@ -331,16 +333,19 @@ func newApp(e *env) *cli.App {
 2 usage; 3 verification refused (the archive is bad or hostile).
 
 Credentials come from the docker config (~/.docker/config.json) and its
-credential helpers. Registries are reached over HTTPS, whatever their
+credential helpers ("relocate login HOST" stores them there), or from
+--username with --password-stdin. A private CA: --ca-file, or the certs.d
+directories of docker and podman (/etc/docker/certs.d/HOST[:PORT]/, with
+client.cert and client.key for mutual TLS). Registries are reached over HTTPS, whatever their
 address (loopback and private ones included), unless --plain-http (every
 registry) or --plain-http-host HOST[:PORT] (that one) says otherwise;
 credentials never go over plain HTTP to a host not named. Requests that fail
 for a reason that may pass are retried (--retries). Flags may come before or
 after the arguments.`,
-		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e), versionCmd(e)},
+		Commands: []*cli.Command{exportCmd(e), verifyCmd(e), importCmd(e), inspectCmd(e), loginCmd(e), versionCmd(e)},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usagef("unknown command %q (commands: export, verify, import, inspect, version, help)", c.Args().First())
+				return usagef("unknown command %q (commands: export, verify, import, inspect, login, version, help)", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
@@ -350,22 +355,6 @@ after the arguments.`,
 func withUsage(c *cli.Command) *cli.Command {
 	c.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
 	return c
-}
-
-// client makes the registry client the network flags describe.
-func client(c *cli.Context) (*mirror.Client, error) {
-	hosts := c.StringSlice("plain-http-host")
-	for _, h := range hosts {
-		if err := mirror.CheckPlainHTTPHost(h); err != nil {
-			return nil, usagef("--plain-http-host %q: want HOST or HOST:PORT", h)
-		}
-	}
-	if c.Int("retries") < 0 {
-		return nil, usagef("--retries %d: want 0 or more", c.Int("retries"))
-	}
-	return mirror.New(mirror.WithPlainHTTP(c.Bool("plain-http")), mirror.WithPlainHTTPHosts(hosts...),
-		mirror.WithRetries(c.Int("retries")), mirror.WithForeignLayers(c.Bool("allow-foreign-layers")),
-		mirror.WithUserAgent("relocate")), nil
 }
 
 // progress returns bars on a terminal, else nothing.
@@ -407,7 +396,7 @@ layout. Every blob is stored once and checked against its digest as it is
 fetched; manifests keep their exact bytes, so digests never change.
 The file appears at its path only when complete. FILE ending in .zst or .gz
 is compressed; "-o -" writes to stdout.`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
 			&cli.StringFlag{Name: "compress", Usage: "zstd, gzip or none (default: from the file extension)"},
@@ -422,7 +411,7 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		},
+		}, registryFlags("the registry the references name (only one)")...),
 		Action: func(c *cli.Context) error {
 			out := c.String("output")
 			if out == "" {
@@ -457,7 +446,11 @@ is compressed; "-o -" writes to stdout.`,
 			if err != nil {
 				return err
 			}
-			cl, err := client(c)
+			ro, err := e.registryOptions(c, exportRegistries(refs, c.StringSlice("bundle")), "")
+			if err != nil {
+				return err
+			}
+			cl, err := relocate.NewClient(ro)
 			if err != nil {
 				return err
 			}
@@ -571,7 +564,7 @@ recorded any (--state, --trust), the metadata is verified from the site's
 trust first, every image (and CNAB bundle) must be vouched for, and the new
 state is committed only after everything was pushed. Exit codes: 0 ok,
 1 operational (retry), 2 usage, 3 refused (the media is bad or hostile).`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
@@ -579,7 +572,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
 			requireSignaturesFlag(), sigstoreRootFlag(),
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		},
+		}, registryFlags("the --to registry")...),
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
@@ -592,7 +585,15 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if err != nil {
 				return err
 			}
-			cl, err := client(c)
+			stdinBusy := ""
+			if path == "-" {
+				stdinBusy = `ARCHIVE "-"`
+			}
+			ro, err := e.registryOptions(c, importRegistries(c.String("to")), stdinBusy)
+			if err != nil {
+				return err
+			}
+			cl, err := relocate.NewClient(ro)
 			if err != nil {
 				return err
 			}

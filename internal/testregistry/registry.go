@@ -3,6 +3,7 @@ package testregistry
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,10 +46,13 @@ type Registry struct {
 	Host string
 	// Dir holds the storage root, the config file and the log.
 	Dir string
+	// Scheme is "http", or "https" with Options.TLS.
+	Scheme string
 
 	cmd     *exec.Cmd
 	logPath string
 	client  *http.Client
+	authed  bool          // answers 401 to anonymous requests
 	exited  chan struct{} // closed once cmd.Wait returns
 	waitErr error         // valid after exited is closed
 
@@ -58,9 +63,27 @@ type Registry struct {
 // errPortInUse marks a startup failure worth retrying on another port.
 var errPortInUse = errors.New("port already in use")
 
+// Options make a registry as sites run them: TLS from a private CA,
+// perhaps requiring client certificates, and password authentication.
+type Options struct {
+	// TLS serves HTTPS with a certificate for 127.0.0.1 issued by this CA.
+	TLS *CA
+	// ClientCAs, with TLS, requires a client certificate issued by one of
+	// them (distribution's http.tls.clientcas).
+	ClientCAs []*CA
+	// Users requires HTTP basic authentication (htpasswd, bcrypt) from
+	// these users, name → password.
+	Users map[string]string
+}
+
 // Start starts a registry with storage in dir (created if needed). It is
 // stopped by Stop, not by ctx: ctx bounds only the startup wait.
 func Start(ctx context.Context, dir string) (*Registry, error) {
+	return StartWith(ctx, dir, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, dir string, o Options) (*Registry, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("testregistry: create dir: %w", err)
 	}
@@ -69,7 +92,7 @@ func Start(ctx context.Context, dir string) (*Registry, error) {
 		return nil, fmt.Errorf("testregistry: resolve dir: %w", err)
 	}
 	for attempt := 1; ; attempt++ {
-		r, err := start(ctx, abs)
+		r, err := start(ctx, abs, o)
 		if err == nil {
 			return r, nil
 		}
@@ -79,15 +102,19 @@ func Start(ctx context.Context, dir string) (*Registry, error) {
 	}
 }
 
-func start(ctx context.Context, dir string) (*Registry, error) {
+func start(ctx context.Context, dir string, o Options) (*Registry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	host := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 
+	extra, probe, err := secure(dir, o)
+	if err != nil {
+		return nil, err
+	}
 	cfgPath := filepath.Join(dir, configName)
-	if err := os.WriteFile(cfgPath, []byte(config(dir, host)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(config(dir, host)+extra), 0o644); err != nil {
 		return nil, fmt.Errorf("testregistry: write config: %w", err)
 	}
 
@@ -113,13 +140,18 @@ func start(ctx context.Context, dir string) (*Registry, error) {
 	r := &Registry{
 		Host:    host,
 		Dir:     dir,
+		Scheme:  "http",
 		cmd:     cmd,
 		logPath: logPath,
 		client: &http.Client{
 			Timeout:   time.Second,
-			Transport: &http.Transport{DisableKeepAlives: true},
+			Transport: &http.Transport{DisableKeepAlives: true, TLSClientConfig: probe},
 		},
+		authed: len(o.Users) > 0,
 		exited: make(chan struct{}),
+	}
+	if o.TLS != nil {
+		r.Scheme = "https"
 	}
 	go func() {
 		r.waitErr = cmd.Wait()
@@ -164,14 +196,15 @@ func (r *Registry) waitReady(ctx context.Context) error {
 	}
 }
 
-// Reachable reports whether GET /v2/ currently answers 200.
+// Reachable reports whether GET /v2/ currently answers 200 (401 when the
+// registry requires authentication).
 func (r *Registry) Reachable() bool {
-	resp, err := r.client.Get("http://" + r.Host + "/v2/")
+	resp, err := r.client.Get(r.Scheme + "://" + r.Host + "/v2/")
 	if err != nil {
 		return false
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return resp.StatusCode == http.StatusOK || r.authed && resp.StatusCode == http.StatusUnauthorized
 }
 
 // Stop sends SIGTERM to the registry's process group, waits up to 5s, then
@@ -222,6 +255,12 @@ func (r *Registry) LogTail(n int) string {
 // RELOCATE_REQUIRE_REGISTRY=1, in which case it fails t.
 func New(t testing.TB) *Registry {
 	t.Helper()
+	return NewWith(t, Options{})
+}
+
+// NewWith is New with options.
+func NewWith(t testing.TB, o Options) *Registry {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("testregistry: no registry process under -short")
 	}
@@ -232,7 +271,7 @@ func New(t testing.TB) *Registry {
 		t.Skipf("testregistry: %s unavailable (apt-get install docker-registry): %v", binary, err)
 	}
 	// TempDir is registered before our Cleanup, so it is removed after Stop.
-	r, err := Start(t.Context(), t.TempDir())
+	r, err := StartWith(t.Context(), t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,4 +331,68 @@ http:
   secret: relocate-testregistry-secret
 `, strconv.Quote(dir), host)
 	return b.String()
+}
+
+// secure writes the files TLS and authentication need into dir and
+// returns the configuration that uses them, and how the readiness probe
+// connects (trusting the CA, with a client certificate when one is needed).
+func secure(dir string, o Options) (string, *tls.Config, error) {
+	var b, auth bytes.Buffer
+	if len(o.Users) > 0 {
+		var users []string
+		for u := range o.Users {
+			users = append(users, u)
+		}
+		sort.Strings(users)
+		var file []byte
+		for _, u := range users {
+			line, err := Htpasswd(u, o.Users[u])
+			if err != nil {
+				return "", nil, err
+			}
+			file = append(file, line...)
+		}
+		path := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(path, file, 0o600); err != nil {
+			return "", nil, err
+		}
+		fmt.Fprintf(&auth, "auth:\n  htpasswd:\n    realm: relocate-test\n    path: %s\n", strconv.Quote(path))
+	}
+	if o.TLS == nil {
+		if len(o.ClientCAs) > 0 {
+			return "", nil, errors.New("testregistry: client CAs need TLS")
+		}
+		return auth.String(), nil, nil
+	}
+	pair, err := o.TLS.Server()
+	if err != nil {
+		return "", nil, err
+	}
+	cert, key, err := pair.Write(filepath.Join(dir, "tls"), "server")
+	if err != nil {
+		return "", nil, err
+	}
+	probe := &tls.Config{RootCAs: o.TLS.Pool()}
+	// Indented to continue the http section config ends with.
+	fmt.Fprintf(&b, "  tls:\n    certificate: %s\n    key: %s\n", strconv.Quote(cert), strconv.Quote(key))
+	if len(o.ClientCAs) > 0 {
+		b.WriteString("    clientcas:\n")
+		for i, ca := range o.ClientCAs {
+			path := filepath.Join(dir, "tls", fmt.Sprintf("client-ca-%d.pem", i))
+			if err := os.WriteFile(path, ca.PEM, 0o644); err != nil {
+				return "", nil, err
+			}
+			fmt.Fprintf(&b, "      - %s\n", strconv.Quote(path))
+		}
+		cp, err := o.ClientCAs[0].Client("testregistry-probe")
+		if err != nil {
+			return "", nil, err
+		}
+		c, err := cp.TLS()
+		if err != nil {
+			return "", nil, err
+		}
+		probe.Certificates = []tls.Certificate{c}
+	}
+	return b.String() + auth.String(), probe, nil
 }
