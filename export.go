@@ -36,6 +36,13 @@ type ExportOptions struct {
 	// lists but says are absent or serves invalid, reporting them, instead
 	// of failing. Other failures (after retries) fail the export either way.
 	SkipBrokenReferrers bool
+	// Platforms (os/arch[/variant]) carries only these platforms of each
+	// index: the chosen platform manifests travel alone under their own
+	// digests (see layout.IndexOrigin); bundles travel whole.
+	Platforms []string
+	// FreeSpace reports the bytes free for an unprivileged writer in a
+	// directory (default: statfs); tests replace it.
+	FreeSpace func(dir string) (uint64, error)
 	// Bundles are CNAB bundles: references to bundles stored the cnab-to-oci
 	// way, or bundle.json files as FILE[=REF].
 	Bundles []string
@@ -50,6 +57,9 @@ type ExportOptions struct {
 	HTTPClient *http.Client
 	Client     *mirror.Client
 	Progress   Progress
+	// VolumeSize, when set, writes the archive as volumes Output.001, …
+	// of at most this many bytes, and their index (see VolumesReport).
+	VolumeSize int64
 }
 
 // ExportReport says what an export wrote.
@@ -70,6 +80,14 @@ type ExportReport struct {
 	// SkippedAttachments lists what --skip-broken-referrers left out: the
 	// registry listed it, but said it is absent or served it invalid.
 	SkippedAttachments []mirror.SkippedAttachment `json:"skippedAttachments,omitempty"`
+	// Volumes describes the volume set written with VolumeSize.
+	Volumes *VolumesReport `json:"volumes,omitempty"`
+	// Platforms are those --platform chose; each image chosen out of an
+	// index says which index (Image.Index) and lands as its own manifest.
+	Platforms []string `json:"platforms,omitempty"`
+	// RemovedTemporaryFiles are the temporary files of killed exports that
+	// this export found in the output's directory and removed.
+	RemovedTemporaryFiles []string `json:"removedTemporaryFiles,omitempty"`
 }
 
 // NotarySource is a Notary v1 GUN to carry, from a notary server; CA, if
@@ -123,6 +141,9 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if len(o.Refs) == 0 && len(o.Bundles) == 0 {
 		return nil, fmt.Errorf("nothing to export: give at least one image reference or bundle")
 	}
+	if err := checkVolumeOptions(o); err != nil {
+		return nil, err
+	}
 	refs := make([]string, len(o.Refs))
 	for i, r := range o.Refs {
 		var err error
@@ -147,7 +168,11 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 		o.Compression = compressionFor(o.Output)
 	}
 
-	g, err := o.Client.Walk(ctx, append(append([]string(nil), o.Refs...), bundleRefs(bundles)...), mirror.WalkOptions{Jobs: o.Jobs, Attachments: !o.NoReferrers, ArtifactTypes: o.ArtifactTypes, SkipBroken: o.SkipBrokenReferrers})
+	wo := mirror.WalkOptions{Jobs: o.Jobs, Attachments: !o.NoReferrers, ArtifactTypes: o.ArtifactTypes, SkipBroken: o.SkipBrokenReferrers}
+	if wo.Platforms, wo.Whole, err = platformOptions(o.Platforms, bundles); err != nil {
+		return nil, err
+	}
+	g, err := o.Client.Walk(ctx, append(append([]string(nil), o.Refs...), bundleRefs(bundles)...), wo)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +214,7 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	content := &exportContent{heads: [][]byte{[]byte(layout.LayoutVersion), indexJSON, tocJSON}, toc: toc, g: g, c: o.Client, prog: prog}
 	rep := &ExportReport{Output: o.Output, Compression: string(o.Compression), Images: toc.Images, Attachments: len(toc.Attachments),
 		Blobs: len(toc.Blobs), Bytes: toc.TotalBytes(), Warnings: g.Warnings, TUF: toc.TUF, Notary: toc.Notary, Bundles: toc.Bundles,
-		SkippedAttachments: g.Skipped}
+		SkippedAttachments: g.Skipped, Platforms: o.Platforms}
 	rep.Expires, rep.Warnings = expiry(append(append([]layout.TUFRepo(nil), toc.TUF...), toc.Notary...), o.WarnExpiry, time.Now(), rep.Warnings)
 	prog.Stage("export", toc.TotalBytes())
 	defer prog.Done()
@@ -197,7 +222,16 @@ func Export(ctx context.Context, o ExportOptions) (*ExportReport, error) {
 	if o.Output == "-" {
 		return rep, archive.WriteStream(ctx, o.Stdout, o.Compression, plan, content)
 	}
-	f, err := atomicfile.Create(o.Output, 0o644)
+	// Before the first layer is fetched: the debris of killed exports goes,
+	// and the archive must fit (space.go), in one file or in volumes.
+	rep.RemovedTemporaryFiles, rep.Warnings, err = prepareOutput(o, plan.Size, rep.Warnings)
+	if err != nil {
+		return nil, err
+	}
+	if o.VolumeSize > 0 {
+		return rep, exportVolumes(ctx, o, rep, plan, content, tocJSON)
+	}
+	f, err := atomicfile.CreateLocked(o.Output, 0o644)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,7 @@ import (
 type ImportOptions struct {
 	Archive string    // path, or "-" for Stdin
 	Stdin   io.Reader // where "-" comes from
-	To      string    // HOST[:PORT][/PREFIX]
+	To      string    // HOST[:PORT][/PREFIX]; may be empty when Map places every image
 	DryRun  bool      // plan only: check the archive's metadata, push nothing
 	Jobs    int
 	// Trust holds the site's trust settings; the state is committed only
@@ -41,6 +41,16 @@ type ImportOptions struct {
 	BeforeCommit func() error
 	Client       *mirror.Client
 	Progress     Progress
+	// Volumes finds and checks a volume set; see VolumeOptions.
+	Volumes VolumeOptions
+
+	// Include and Exclude select images by their original references, with
+	// the policy's path patterns (select.go); none means every image.
+	Include, Exclude []string
+	// Map places images: original reference → destination reference (tag
+	// or digest), as the mapping an import reports; images it does not
+	// name land under To.
+	Map map[string]string
 }
 
 // ErrUsage marks a mistake in how an operation was asked for (exit 2).
@@ -54,6 +64,9 @@ type ImportedImage struct {
 	// Status: "pushed" (tag created or moved), "unchanged" (already there),
 	// "planned" (dry run) or "refused".
 	Status string `json:"status"`
+	// Index is the index export --platform chose the image out of: the
+	// image lands as that platform's manifest.
+	Index *layout.IndexOrigin `json:"index,omitempty"`
 }
 
 // ImportReport says what an import did.
@@ -73,6 +86,10 @@ type ImportReport struct {
 	Bundles      []ImportedBundle  `json:"bundles,omitempty"`
 	// Signatures is the verdict of the policy's signature rules.
 	Signatures *verify.SignatureResult `json:"signatures,omitempty"`
+
+	// Excluded lists the images of the archive left out (--include,
+	// --exclude): verified with the archive, not pushed.
+	Excluded []string `json:"excluded,omitempty"`
 }
 
 // target is one image's destination and what it needs.
@@ -107,7 +124,14 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if o.Jobs <= 0 {
 		o.Jobs = DefaultJobs()
 	}
-	to, err := checkTo(o.To)
+	to := ""
+	if o.To != "" || len(o.Map) == 0 {
+		var err error
+		if to, err = checkTo(o.To); err != nil {
+			return nil, err
+		}
+	}
+	dests, err := checkSelection(o)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +144,7 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := openArchive(o.Archive, o.Stdin)
+	s, err := openArchive(o.Archive, o.Stdin, o.Volumes)
 	if err != nil {
 		if !IsRefused(err) {
 			return nil, err
@@ -137,6 +161,15 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	verify.Names(s.TOC, s.ps)
 	closures := verify.Structure(s.TOC, s.Index, s.Small, s.ps)
 	verify.Bundles(s.TOC, s.Small, s.ps)
+	// What lands is chosen before trust: binding and policy apply to the
+	// selected images; the archive's metadata is verified whole all the same.
+	if err := checkMapKeys(dests, s.TOC); err != nil {
+		return nil, err
+	}
+	if s.sel, err = selectImages(s.TOC, o.Include, o.Exclude); err != nil {
+		return nil, err
+	}
+	rep.Excluded = s.sel.excluded
 	var next map[string]*tufstore.RepoState
 	applies, err := s.trustApplies(o.Trust, store)
 	if err != nil {
@@ -171,13 +204,13 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err := s.ps.Err(); err != nil {
 		return refuse(err)
 	}
-	targets, err := plan(o.Client, to, s.TOC.Images, closures)
+	targets, err := plan(o.Client, to, dests, s.sel.images, closures)
 	if err != nil {
 		return nil, err
 	}
 	for _, t := range targets {
 		rep.Mapping[t.image.Ref] = dest(t)
-		rep.Images = append(rep.Images, ImportedImage{Ref: t.image.Ref, Target: dest(t), Digest: t.image.Digest, Status: "planned"})
+		rep.Images = append(rep.Images, ImportedImage{Ref: t.image.Ref, Target: dest(t), Digest: t.image.Digest, Status: "planned", Index: t.image.Index})
 	}
 	if o.DryRun {
 		rep.Verdict = "planned"
@@ -196,7 +229,15 @@ func Import(ctx context.Context, o ImportOptions) (_ *ImportReport, err error) {
 	if err := cp.findComplete(ctx, targets); err != nil {
 		return nil, err
 	}
+	volumesChecked := s.checkVolumes(ctx, o.Jobs)
 	if err := cp.pushBlobs(ctx, targets); err != nil {
+		return nil, err
+	}
+	// A volume that does not match its index is bad media: no manifest
+	// is pushed from it.
+	if err := volumesChecked(); IsRefused(err) {
+		return refuse(err)
+	} else if err != nil {
 		return nil, err
 	}
 	if err := cp.pushManifests(ctx, targets, rep); err != nil {
@@ -325,26 +366,23 @@ func dest(t *target) string {
 // share: the user must choose another --to or import them apart.
 var ErrNameConflict = errors.New("name conflict")
 
-// plan maps every image to its destination: HOST/path/name:tag becomes
+// plan maps every image to its destination: its --map destination (dests,
+// keyed by original reference), else HOST/path/name:tag becomes
 // TO/path/name:tag. Two images may not land on one name.
-func plan(c *mirror.Client, to string, images []layout.Image, closures map[string]*layout.Closure) ([]*target, error) {
+func plan(c *mirror.Client, to string, dests map[string]string, images []layout.Image, closures map[string]*layout.Closure) ([]*target, error) {
 	var out []*target
 	landed := map[string]string{}
 	for _, im := range images {
 		if err := layout.CheckRef(im.Ref); err != nil {
 			return nil, verify.Refuse(im.Ref, "refused reference: %v", err)
 		}
-		ref, err := name.ParseReference(im.Ref)
+		repo, tag, err := place(c, to, dests, im)
 		if err != nil {
-			return nil, verify.Refuse(im.Ref, "not a valid reference: %v", err)
+			return nil, err
 		}
-		repo, err := c.ParseRepository(to + "/" + ref.Context().RepositoryStr())
-		if err != nil {
-			return nil, fmt.Errorf("destination for %s: %w", im.Ref, err)
-		}
-		t := &target{image: im, repo: repo, tag: layout.TagOf(im.Ref), closure: closures[im.Ref]}
+		t := &target{image: im, repo: repo, tag: tag, closure: closures[im.Ref]}
 		if prev, ok := landed[dest(t)]; ok {
-			return nil, fmt.Errorf("%w: %s and %s would both land on %s: import them separately or under different prefixes", ErrNameConflict, prev, im.Ref, dest(t))
+			return nil, fmt.Errorf("%w: %s and %s would both land on %s: place one elsewhere with --map, or import them separately or under different prefixes", ErrNameConflict, prev, im.Ref, dest(t))
 		}
 		landed[dest(t)] = im.Ref
 		out = append(out, t)

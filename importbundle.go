@@ -41,7 +41,10 @@ func (cp *copier) pushBundles(ctx context.Context, targets []*target, rep *Impor
 	}
 	var out []ImportedBundle
 	for _, b := range cp.s.TOC.Bundles {
-		i := byRef[b.Ref]
+		i, ok := byRef[b.Ref]
+		if !ok {
+			continue // left out of this import (--exclude)
+		}
 		t := targets[i]
 		if rep.Images[i].Status == "refused" {
 			continue

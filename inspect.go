@@ -31,7 +31,7 @@ type InspectedImage struct {
 // Inspect reads an archive's metadata (not its layers) and reports its
 // content. It checks nothing beyond what reading requires; use Verify for that.
 func Inspect(ctx context.Context, path string, stdin io.Reader) (*InspectReport, error) {
-	s, err := openArchive(path, stdin)
+	s, err := openArchive(path, stdin, VolumeOptions{})
 	if err != nil {
 		return nil, err
 	}

@@ -13,15 +13,30 @@ import (
 // problems found in it so far.
 type source struct {
 	*archive.Layout
-	ps *verify.Problems
+	ps   *verify.Problems
+	vols *volumeInput // a volume set read as one archive
+	// sel is what an import selected (select.go); nil means everything.
+	sel *selection
 }
 
-// openArchive opens path ("-" for in) and reads everything before the
-// first layer (see archive.OpenLayout). A refusal carries every problem
-// found before it.
-func openArchive(path string, in io.Reader) (*source, error) {
+// openArchive opens path ("-" for in; a path may name a volume set) and
+// reads everything before the first layer (see archive.OpenLayout). A
+// refusal carries every problem found before it.
+func openArchive(path string, in io.Reader, vo VolumeOptions) (*source, error) {
 	s := &source{ps: &verify.Problems{}}
-	l, err := archive.OpenLayout(path, in, s.ps)
+	var l *archive.Layout
+	var err error
+	if path != "-" {
+		s.vols, err = openVolumes(path, vo)
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case s.vols != nil:
+		l, err = archive.ReadLayout(s.vols.r, s.vols, s.ps)
+	default:
+		l, err = archive.OpenLayout(path, in, s.ps)
+	}
 	if err != nil {
 		return nil, s.streamErr(err)
 	}
@@ -41,6 +56,7 @@ func (s *source) nextLayer() (*archive.Entry, layout.Blob, error) {
 // often been named already, by the digest of the blob it altered. Alone,
 // it stays what it is (an *archive.Error).
 func (s *source) streamErr(err error) error {
+	err = s.diagnoseVolumes(err)
 	if err == io.EOF || !IsRefused(err) || s.ps.Len() == 0 {
 		return err
 	}

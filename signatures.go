@@ -80,7 +80,7 @@ func (s *source) signatures(ctx context.Context, o TrustOptions, tr *TrustReport
 	if !o.Policy.HasSignatureRules() {
 		return nil, nil
 	}
-	in := verify.SignatureInput{Policy: o.Policy, Require: o.RequireSignatures, TOC: s.TOC, Small: s.Small}
+	in := verify.SignatureInput{Policy: o.Policy, Require: o.RequireSignatures, TOC: s.selectedTOC(), Small: s.Small}
 	if len(o.SigstoreTrustedRoot) > 0 {
 		tr, err := root.NewTrustedRootFromJSON(o.SigstoreTrustedRoot)
 		if err != nil {

@@ -128,7 +128,7 @@ func (s *source) trust(o TrustOptions, store *tufstore.Store) (*TrustReport, map
 		cas[gun] = pool
 	}
 	res := verify.Trust(verify.TrustInput{Repos: repos, Notary: notaries, State: state, Pins: o.Pins, PinCAs: cas, Policy: o.Policy, Now: now,
-		Images: s.TOC.Images, Bundles: s.TOC.Bundles, RunInspections: o.RunInspections, Publish: o.publishNames()}, s.ps)
+		Images: s.images(), Bundles: s.bundles(), RunInspections: o.RunInspections, Publish: o.publishNames()}, s.ps)
 	rep := &TrustReport{TrustResult: res, StateDir: store.Dir(), CheckedAt: now, AsOf: asOf}
 	if asOf {
 		rep.Warnings = append(rep.Warnings, "trust checked as of "+now.UTC().Format(time.RFC3339)+" (--at), not at the local clock")
@@ -180,6 +180,7 @@ func audit(store *tufstore.Store, s *source, o ImportOptions, verdict string, tr
 	rec := tufstore.AuditRecord{Time: time.Now().UTC(), Operation: "import", Archive: o.Archive, To: o.To, Verdict: verdict, Policy: o.Trust.PolicyFile}
 	if s != nil {
 		rec.ArchiveDigest = s.TOCDigest
+		rec.Excluded = s.excluded()
 		for _, p := range s.ps.List() {
 			rec.Reasons = append(rec.Reasons, p.String())
 		}

@@ -25,6 +25,8 @@ type VerifyOptions struct {
 	// Trust holds the site's trust settings; the state is read, never written.
 	Trust    TrustOptions
 	Progress Progress
+	// Volumes finds and checks a volume set; see VolumeOptions.
+	Volumes VolumeOptions
 }
 
 // VerifyReport summarises an archive and, when it is refused, every reason.
@@ -48,6 +50,8 @@ type VerifyReport struct {
 	Bundles []verify.BundleTrust `json:"bundles,omitempty"`
 	// Signatures is the verdict of the policy's signature rules.
 	Signatures *verify.SignatureResult `json:"signatures,omitempty"`
+	// Volumes describes the volume set read, or the one volume checked.
+	Volumes *VolumesReport `json:"volumes,omitempty"`
 }
 
 // Verify reads an archive once and checks every blob's size and digest, that
@@ -62,7 +66,10 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	if err := o.Trust.checkSignatureOptions(); err != nil {
 		return nil, err
 	}
-	s, err := openArchive(o.Archive, o.Stdin)
+	if rep, err, ok := verifyOneVolume(ctx, o); ok {
+		return rep, err
+	}
+	s, err := openArchive(o.Archive, o.Stdin, o.Volumes)
 	if err != nil {
 		return refusedVerify(o.Archive, err), err
 	}
@@ -90,12 +97,19 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyReport, error) {
 	prog := progressOr(o.Progress)
 	prog.Stage("verify", s.TOC.TotalBytes())
 	defer prog.Done()
+	volumesChecked := s.checkVolumes(ctx, o.Jobs)
 	if err := s.hashLayers(ctx, o.Jobs, prog); err != nil {
 		return refusedVerify(o.Archive, err), err
+	}
+	if err := volumesChecked(); err != nil && !IsRefused(err) {
+		return nil, err
 	}
 
 	rep := &VerifyReport{Archive: o.Archive, Compression: string(s.R.Compression()), Images: s.TOC.Images, Attachments: len(s.TOC.Attachments),
 		Blobs: len(s.TOC.Blobs), Bytes: s.TOC.TotalBytes(), Verdict: "ok", Unsigned: verify.Unsigned(s.TOC), Trust: tr, Bundles: bundleLevels(s.TOC, tr), Signatures: sigs}
+	if s.vols != nil {
+		rep.Volumes = s.vols.report()
+	}
 	for _, im := range s.TOC.Images {
 		rep.Platforms += max(len(im.Platforms), 1)
 	}

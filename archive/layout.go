@@ -56,16 +56,22 @@ func layoutEntry(name string) bool {
 // every manifest, config and signature blob. Problems with individual
 // blobs go to ps; a stream that cannot be read further is an error.
 func OpenLayout(path string, stdin io.Reader, ps Reporter) (*Layout, error) {
-	l := &Layout{Blobs: map[v1.Hash]layout.Blob{}, Small: map[v1.Hash][]byte{}, Layers: map[v1.Hash]*Entry{}, seen: map[v1.Hash]bool{}, ps: ps}
-	var r io.Reader = stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		l.closer = f
-		r = f
+	if path == "-" {
+		return ReadLayout(stdin, nil, ps)
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return ReadLayout(f, f, ps)
+}
+
+// ReadLayout is OpenLayout of an archive already open: r is read at
+// offsets when it is a regular file or another io.ReaderAt and io.Seeker
+// (a volume set), else as a stream; c, if not nil, is closed with the
+// Layout (or at once on failure).
+func ReadLayout(r io.Reader, c io.Closer, ps Reporter) (*Layout, error) {
+	l := &Layout{Blobs: map[v1.Hash]layout.Blob{}, Small: map[v1.Hash][]byte{}, Layers: map[v1.Hash]*Entry{}, seen: map[v1.Hash]bool{}, ps: ps, closer: c}
 	// Only a regular file can be read at offsets; a pipe, FIFO or device
 	// (stdin across a data diode) is read as a stream.
 	if f, ok := r.(*os.File); ok {

@@ -125,6 +125,11 @@ type Image struct {
 	MediaType string   `json:"mediaType"`
 	Size      int64    `json:"size"`
 	Platforms []string `json:"platforms,omitempty"`
+	// Index is set when export --platform chose this manifest out of a
+	// multi-platform index: the manifest travels alone under its own
+	// digest, and the index it came from travels (not as an image) so the
+	// site can vouch for it through the index (platform.go).
+	Index *IndexOrigin `json:"index,omitempty"`
 }
 
 // Kinds of attachment: cosign's legacy tags in the subject's repository, and

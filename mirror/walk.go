@@ -70,6 +70,12 @@ type WalkOptions struct {
 	// retries) fail it either way: an export never silently lacks a
 	// signature because a request failed.
 	SkipBroken bool
+	// Platforms, when set, carries only these platforms of each index: the
+	// chosen platform manifests travel alone, under their own digests, as
+	// images of their own (platform.go); references in Whole are walked
+	// whole all the same (bundles, whose digests must not change).
+	Platforms []layout.Platform
+	Whole     map[string]bool
 }
 
 // walker walks a graph. Each attachment is walked by a child walker whose
@@ -82,6 +88,8 @@ type walker struct {
 	g      *Graph
 	seen   map[string]bool // attachments recorded: subject|digest|tag
 	parent *walker
+	// indexes are those platforms were chosen from (top walker only).
+	indexes map[v1.Hash]*Node
 }
 
 func (w *walker) child() *walker {
@@ -115,8 +123,8 @@ func (w *walker) merge(sub *walker) {
 // (recorded, to be fetched later by FetchBlob) and, if asked, everything
 // attached to any manifest on the way. Manifests keep their exact bytes.
 func (c *Client) Walk(ctx context.Context, refs []string, opts WalkOptions) (*Graph, error) {
-	w := &walker{c: c, opts: opts, mu: &sync.Mutex{}, g: &Graph{Blobs: map[v1.Hash]*Node{}}, seen: map[string]bool{}}
-	images := make([]layout.Image, len(refs))
+	w := &walker{c: c, opts: opts, mu: &sync.Mutex{}, g: &Graph{Blobs: map[v1.Hash]*Node{}}, seen: map[string]bool{}, indexes: map[v1.Hash]*Node{}}
+	images := make([][]layout.Image, len(refs))
 	eg, ctx := errgroup.WithContext(ctx)
 	eg.SetLimit(max(opts.Jobs, 1))
 	for i, s := range refs {
@@ -129,25 +137,52 @@ func (c *Client) Walk(ctx context.Context, refs []string, opts WalkOptions) (*Gr
 			if err != nil {
 				return err
 			}
+			choose := len(opts.Platforms) > 0 && !opts.Whole[s]
+			if choose && layout.IsIndexType(m.MediaType) {
+				images[i], err = w.choose(ctx, ref, m)
+				return err
+			}
 			im := layout.Image{Ref: ref.Name(), Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Raw))}
 			if layout.IsIndexType(m.MediaType) {
 				if im.Platforms, err = platforms(m); err != nil {
 					return fmt.Errorf("%s: %w", ref, err)
 				}
 			}
-			images[i] = im
+			images[i] = []layout.Image{im}
 			top := v1.Descriptor{Digest: m.Digest, Size: int64(len(m.Raw)), MediaType: typ(m.MediaType)}
-			return w.manifest(ctx, ref.Name(), ref.Context(), top, m, 0)
+			if err := w.manifest(ctx, ref.Name(), ref.Context(), top, m, 0); err != nil {
+				return err
+			}
+			if choose {
+				return w.checkSingle(ref, m)
+			}
+			return nil
 		})
 	}
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
-	for _, im := range images {
-		if !seen[im.Ref] {
-			seen[im.Ref] = true
-			w.g.Images = append(w.g.Images, im)
+	// One reference per image; where two walks give one name (a tag and a
+	// platform chosen from it), the image as named wins, so that the result
+	// does not depend on the order of the references.
+	byRef := map[string]int{}
+	for _, ims := range images {
+		for _, im := range ims {
+			j, dup := byRef[im.Ref]
+			switch {
+			case !dup:
+				byRef[im.Ref] = len(w.g.Images)
+				w.g.Images = append(w.g.Images, im)
+			case w.g.Images[j].Index != nil && (im.Index == nil || im.Index.Digest.String() < w.g.Images[j].Index.Digest.String()):
+				w.g.Images[j] = im
+			}
+		}
+	}
+	// The indexes platforms were chosen from travel as blobs of their own,
+	// unless a whole walk carried them already.
+	for d, n := range w.indexes {
+		if _, ok := w.g.Blobs[d]; !ok {
+			w.g.Blobs[d] = n
 		}
 	}
 	sort.Strings(w.g.Warnings)

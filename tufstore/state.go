@@ -262,8 +262,11 @@ type AuditRecord struct {
 	Grace        []string                 `json:"grace,omitempty"`
 	// Unvouched lists the images the policy admitted without TUF.
 	Unvouched []string `json:"unvouched,omitempty"`
-	Reasons   []string `json:"reasons,omitempty"`
-	Error     string   `json:"error,omitempty"`
+	// Excluded lists the archive's images the import left out (--include,
+	// --exclude): verified with the archive, neither bound nor pushed.
+	Excluded []string `json:"excluded,omitempty"`
+	Reasons  []string `json:"reasons,omitempty"`
+	Error    string   `json:"error,omitempty"`
 }
 
 // AuditVersions are a repository's role versions before and after.

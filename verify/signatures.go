@@ -81,19 +81,6 @@ func (p *Policy) loadSignatureFiles() error {
 	return nil
 }
 
-// signatureRule is the first rule whose paths match ref, and its index.
-func (p *Policy) signatureRule(ref string) (int, *SignatureRule) {
-	if p == nil {
-		return -1, nil
-	}
-	for i := range p.Signatures {
-		if matchAny(p.Signatures[i].Paths, ref) {
-			return i, &p.Signatures[i]
-		}
-	}
-	return -1, nil
-}
-
 // SignatureInput is what a signature decision depends on. Policy, Require
 // and TrustedRoot belong to the site; TOC, Small and Trust come from the
 // archive (Trust after TUF verified it).
@@ -135,6 +122,40 @@ type ImageSignatures struct {
 	Satisfied []signature.Result   `json:"satisfied,omitempty"`
 	Failures  []*signature.Failure `json:"failures,omitempty"`
 	Problem   string               `json:"problem,omitempty"`
+	// Through names the index (reference@digest) whose signatures
+	// satisfied the rule, for a platform manifest export --platform chose
+	// out of it.
+	Through string `json:"through,omitempty"`
+}
+
+// collectError is signatures that could not even be collected.
+type collectError struct{ err error }
+
+func (e collectError) Error() string { return e.err.Error() }
+
+// checkSigned checks the signatures attached to one manifest against a set.
+func checkSigned(ctx context.Context, set signature.Set, im layout.Image, attached map[v1.Hash][]layout.Attachment, fetch signature.FetchFunc) ([]signature.Result, error) {
+	sigs, err := signature.Collect(signature.Subject{Ref: im.Ref, Digest: im.Digest, MediaType: im.MediaType, Size: im.Size}, attached[im.Digest], fetch)
+	if err != nil {
+		return nil, collectError{err}
+	}
+	return set.Check(ctx, sigs)
+}
+
+// signatureRuleFor is the first rule that matches any name of the image:
+// its own reference, or that of the index it was chosen from.
+func (p *Policy) signatureRuleFor(im layout.Image) (int, *SignatureRule) {
+	if p == nil {
+		return -1, nil
+	}
+	for i := range p.Signatures {
+		for _, n := range im.Names() {
+			if matchAny(p.Signatures[i].Paths, n) {
+				return i, &p.Signatures[i]
+			}
+		}
+	}
+	return -1, nil
 }
 
 // Signatures verifies, offline, the signatures attached to every image
@@ -177,7 +198,7 @@ func Signatures(ctx context.Context, in SignatureInput, ps *Problems) (*Signatur
 			out.Verdict, out.Problem = "refused", fmt.Sprintf(format, args...)
 			ps.Add(im.Ref, "signatures: %s", out.Problem)
 		}
-		i, rule := in.Policy.signatureRule(im.Ref)
+		i, rule := in.Policy.signatureRuleFor(im)
 		switch {
 		case rule == nil && in.Require:
 			refuse("signatures are required (--require-signatures) and no signature rule of the policy covers this image")
@@ -197,12 +218,21 @@ func Signatures(ctx context.Context, in SignatureInput, ps *Problems) (*Signatur
 				refuse("signature blob %s travels among the archive's layers (an archive written before relocate carried signatures with its metadata): signatures cannot be verified before the layers; export the images again", stale)
 				break
 			}
-			sigs, err := signature.Collect(signature.Subject{Ref: im.Ref, Digest: im.Digest, MediaType: im.MediaType, Size: im.Size}, attached[im.Digest], fetch)
-			if err != nil {
-				refuse("%v", err)
+			results, err := checkSigned(ctx, set, im, attached, fetch)
+			if x := through(im); err != nil && x != nil {
+				// A platform manifest chosen out of an index is signed
+				// when the index is (Structure checked that it lists it).
+				if stale := inLayers(attached[x.Digest], in.Small, blobs); stale == "" {
+					if r, xerr := checkSigned(ctx, set, *x, attached, fetch); xerr == nil {
+						results, err, out.Through = r, nil, x.Ref+"@"+x.Digest.String()
+					}
+				}
+			}
+			var ce collectError
+			if errors.As(err, &ce) {
+				refuse("%v", ce.err)
 				break
 			}
-			results, err := set.Check(ctx, sigs)
 			out.Satisfied = results
 			if err == nil {
 				out.Verdict = "ok"

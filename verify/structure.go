@@ -26,6 +26,7 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 	checkIndex(toc, index, ps)
 	checkAttachments(toc, small, ps)
 	checkSignatureBlobs(toc, small, ps)
+	checkOrigins(toc, listed, small, ps)
 
 	w := layout.NewWalker(func(h v1.Hash) ([]byte, bool) { b, ok := small[h]; return b, ok }, toc.AttachedTo())
 	out := map[string]*layout.Closure{}
@@ -79,7 +80,8 @@ func CheckBlob(b layout.Blob, size int64, got v1.Hash) error {
 }
 
 // Unsigned lists the images whose top-level manifest has no signature
-// attached (cosign, notation or Sigstore bundle).
+// attached (cosign, notation or Sigstore bundle), nor the index a platform
+// manifest was chosen from.
 func Unsigned(toc *layout.TOC) []string {
 	signed := map[v1.Hash]bool{}
 	for _, a := range toc.Attachments {
@@ -89,7 +91,7 @@ func Unsigned(toc *layout.TOC) []string {
 	}
 	var out []string
 	for _, im := range toc.Images {
-		if !signed[im.Digest] {
+		if !signed[im.Digest] && (im.Index == nil || !signed[im.Index.Digest]) {
 			out = append(out, im.Ref)
 		}
 	}

@@ -72,6 +72,9 @@ type ImageTrust struct {
 	VouchedBy []Vouch `json:"vouchedBy,omitempty"`
 	// Unvouched is set when the site's policy let the image in without TUF.
 	Unvouched bool `json:"unvouched,omitempty"`
+	// Through names the index (reference@digest) the image was vouched for
+	// through, when export --platform chose it out of that index.
+	Through string `json:"through,omitempty"`
 }
 
 // TrustResult is the whole trust decision.
@@ -249,9 +252,16 @@ func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[
 		if isBundle[im.Ref] {
 			continue
 		}
+		// A platform manifest chosen out of an index is vouched for as the
+		// index was: TUF targets and Notary name the index (Structure
+		// checked that it lists this manifest).
+		subject, via := im, ""
+		if x := through(im); x != nil {
+			subject, via = *x, x.Ref+"@"+x.Digest.String()
+		}
 		// Notary trust data for the image's GUN decides, when the archive
 		// carries it and the site's policy has no mapping of its own for it.
-		if v, found, why := notaryVouch(im, notaries); found && len(in.Policy.mappingsFor(im.Ref)) == 0 {
+		if v, found, why := notaryVouch(subject, notaries); found && len(in.Policy.mappingsFor(subject.Ref)) == 0 {
 			if why != "" {
 				ps.Add(im.Ref, "not vouched for: %s", why)
 			} else {
@@ -259,12 +269,22 @@ func bindAll(in TrustInput, sessions map[string]*tufstore.Session, notaries map[
 			}
 			it := ImageTrust{Ref: im.Ref}
 			if v != nil {
-				it.VouchedBy = []Vouch{*v}
+				it.VouchedBy, it.Through = []Vouch{*v}, via
 			}
 			images = append(images, it)
 			continue
 		}
-		it, why := bind(im, in, sessions)
+		it, why := bind(subject, in, sessions)
+		it.Ref = im.Ref
+		if len(it.VouchedBy) > 0 {
+			it.Through = via
+		}
+		if why != "" && via != "" {
+			// A target may name the platform manifest itself.
+			if own, ownWhy := bind(im, in, sessions); ownWhy == "" {
+				it, why = own, ""
+			}
+		}
 		if why != "" {
 			if ref, ok := pinnedBy[pinKey(im.Ref, im.Digest)]; ok {
 				it, why = ImageTrust{Ref: im.Ref, VouchedBy: []Vouch{{Repository: "bundle " + ref, Role: "contentDigest"}}}, ""

@@ -395,7 +395,17 @@ indexes with all their platforms) and writes one tar holding an OCI image
 layout. Every blob is stored once and checked against its digest as it is
 fetched; manifests keep their exact bytes, so digests never change.
 The file appears at its path only when complete. FILE ending in .zst or .gz
-is compressed; "-o -" writes to stdout.`,
+is compressed; "-o -" writes to stdout. --volume-size cuts the archive into
+volumes FILE.001, FILE.002, … with an index FILE-volumes.json.
+
+--platform carries only the platforms asked for: each chosen platform
+manifest travels alone under its own digest (never a rewritten or sparse
+index: registries refuse an index whose other children are absent).
+
+Before the first layer is fetched, the temporary files of killed exports in
+the output's directory are removed, and the archive (its size known from the
+manifests, plus 1% and 16 MiB) must fit in the free space there (exit 1
+otherwise, naming both).`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "archive to write (\"-\" for stdout)"},
 			&cli.StringFlag{Name: "images-file", Usage: "read references from `FILE`, one a line (# comments allowed)"},
@@ -410,6 +420,7 @@ is compressed; "-o -" writes to stdout.`,
 			&cli.StringSliceFlag{Name: "tuf-targets", Usage: "carry the target files of repository NAME whose names match `NAME=GLOB` (* matches any run, / included), e.g. sigstore=trusted_root.json (repeatable)"},
 			&cli.StringSliceFlag{Name: "notary", Usage: "carry the Notary v1 (Docker Content Trust) trust data of `GUN=URL`, e.g. registry.example.com/team/app=https://notary.example.com (repeatable)"},
 			&cli.StringFlag{Name: "notary-ca", Usage: "PEM `FILE` of the CA that notary servers' TLS certificates chain to"},
+			volumeSizeFlag(), platformFlag(),
 			warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
 		}, registryFlags("the registry the references name (only one)")...),
 		Action: func(c *cli.Context) error {
@@ -446,6 +457,10 @@ is compressed; "-o -" writes to stdout.`,
 			if err != nil {
 				return err
 			}
+			volumeSize, err := volumeSize(c)
+			if err != nil {
+				return err
+			}
 			ro, err := e.registryOptions(c, exportRegistries(refs, c.StringSlice("bundle")), "")
 			if err != nil {
 				return err
@@ -458,8 +473,8 @@ is compressed; "-o -" writes to stdout.`,
 			rep, err := relocate.Export(c.Context, relocate.ExportOptions{
 				Refs: refs, Bundles: c.StringSlice("bundle"), Output: out, Stdout: e.stdout, Compression: comp,
 				NoReferrers: c.Bool("no-referrers"), ArtifactTypes: c.StringSlice("referrers-filter"), SkipBrokenReferrers: c.Bool("skip-broken-referrers"),
-				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
+				TUF: tufs, Notary: notaries, WarnExpiry: c.Duration("warn-expiry"), Platforms: c.StringSlice("platform"),
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), VolumeSize: volumeSize, FreeSpace: freeSpace,
 			})
 			b.wait()
 			if err != nil {
@@ -468,6 +483,7 @@ is compressed; "-o -" writes to stdout.`,
 			for _, w := range rep.Warnings {
 				fmt.Fprintf(e.stderr, "warning: %s\n", w)
 			}
+			e.sayExport(c, rep)
 			for _, r := range rep.TUF {
 				state := "NOT verified (no --tuf-root given)"
 				if r.Verified {
@@ -485,6 +501,7 @@ is compressed; "-o -" writes to stdout.`,
 				e.say(c, "earliest TUF expiry: %s\n", rep.Expires.Format(time.RFC3339))
 			}
 			e.say(c, "exported %d image(s) with %d attached artifact(s), %d blobs, %s to %s\n", len(rep.Images), rep.Attachments, rep.Blobs, human(rep.Bytes), out)
+			e.sayVolumesWritten(c, rep.Volumes)
 			return e.report(c, rep)
 		},
 	})
@@ -499,9 +516,12 @@ func verifyCmd(e *env) *cli.Command {
 digest and size, that every manifest's references are present, and that
 index.json and the table of contents agree, and verifies trust metadata as
 import does (reading the site's state, never writing it). Exits 0 with a
-summary, or names every problem and exits 3.`,
+summary, or names every problem and exits 3. A volume set is read from its
+first volume or its index, every volume checked against the index; any
+other volume (or the first, with --single-volume) is checked alone.`,
 		Flags: []cli.Flag{
-			requireSignaturesFlag(), sigstoreRootFlag(),
+			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
+			&cli.BoolFlag{Name: "single-volume", Usage: "check only the volume given, even the first, against the set's index (a volume other than the first is always checked alone)"},
 			&cli.StringFlag{Name: "at", Usage: "judge expiry as of `TIME` (RFC 3339, e.g. 2026-08-22T00:00:00Z) instead of the local clock: for forensics and for metadata that has expired since; verify only, the report says the time used"},
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), jsonFlag(), quietFlag(),
 		},
@@ -521,8 +541,15 @@ summary, or names every problem and exits 3.`,
 				fmt.Fprintf(e.stderr, "warning: checking trust as of %s (--at), not at the local clock\n", to.At.UTC().Format(time.RFC3339))
 			}
 			b := e.progress(c)
-			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b)})
+			rep, err := relocate.Verify(c.Context, relocate.VerifyOptions{Archive: path, Stdin: e.stdin, Jobs: c.Int("jobs"), Trust: to, Progress: progressOf(b),
+				Volumes: volumeOptions(c)})
 			b.wait()
+			if rep != nil && e.sayVolumes(c, path, rep) { // one volume alone: nothing more to say
+				if jerr := e.report(c, rep); jerr != nil {
+					return jerr
+				}
+				return err
+			}
 			if rep != nil {
 				e.sayTrust(c, rep.Trust)
 				e.saySignatures(c, rep.Signatures)
@@ -551,12 +578,14 @@ func importCmd(e *env) *cli.Command {
 	return withUsage(&cli.Command{
 		Name:      "import",
 		Usage:     "verify an archive and republish it into a registry",
-		ArgsUsage: "ARCHIVE --to HOST[:PORT][/PREFIX]",
+		ArgsUsage: "ARCHIVE --to HOST[:PORT][/PREFIX] [--map FILE] [--include PATTERN]... [--exclude PATTERN]...",
 		Description: `Checks the archive's metadata before pushing anything, then pushes blobs
 (skipping what exists, mounting across repositories, checking every digest as
 it streams), manifests by digest, and tags last, only for images whose every
 blob was verified. HOST1/path/name:tag lands on HOST/PREFIX/path/name:tag with
-the same digest. Rerunning an import finishes an interrupted one; re-importing
+the same digest, unless --map places it elsewhere; --include and --exclude
+choose which images land (two that would land on one name are exit 2).
+Rerunning an import finishes an interrupted one; re-importing
 is fast, as everything already present is skipped.
 
 When the archive carries TUF or Notary v1 metadata, or the site has pinned or
@@ -565,21 +594,25 @@ trust first, every image (and CNAB bundle) must be vouched for, and the new
 state is committed only after everything was pushed. Exit codes: 0 ok,
 1 operational (retry), 2 usage, 3 refused (the media is bad or hostile).`,
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]`"},
+			&cli.StringFlag{Name: "to", Usage: "destination registry `HOST[:PORT][/PREFIX]` (optional when --map places every image)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the archive's metadata and print the plan; push nothing"},
 			&cli.StringFlag{Name: "mapping", Usage: "write a JSON object original reference → relocated reference to `FILE`"},
 			&cli.StringFlag{Name: "relocation-mapping", Usage: "write each CNAB bundle's relocation-mapping.json (CNAB core 103) into `DIR`"},
 			&cli.StringSliceFlag{Name: "publish-tuf", Usage: "after a successful import, write verified TUF repository NAME (metadata and carried targets, as TUF clients fetch them) to `NAME=DIR`, replacing DIR atomically unless it holds a newer repository (repeatable)"},
-			requireSignaturesFlag(), sigstoreRootFlag(),
+			requireSignaturesFlag(), sigstoreRootFlag(), volumeIndexFlag(), volumeDigestFlag(),
 			stateFlag(), trustFlag(), trustCAFlag(), policyFlag(), inspectFlag(), warnFlag(), jobsFlag(), retriesFlag(), plainHTTPFlag(), plainHTTPHostFlag(), jsonFlag(), quietFlag(),
-		}, registryFlags("the --to registry")...),
+		}, append(registryFlags("the --to registry"), selectFlags()...)...),
 		Action: func(c *cli.Context) error {
 			path, err := oneArg(c, "ARCHIVE")
 			if err != nil {
 				return err
 			}
-			if c.String("to") == "" {
-				return usagef("import needs --to HOST[:PORT][/PREFIX]")
+			include, exclude, placed, err := selection(c)
+			if err != nil {
+				return err
+			}
+			if c.String("to") == "" && placed == nil {
+				return usagef("import needs --to HOST[:PORT][/PREFIX] (or a --map that places every image)")
 			}
 			to, err := trustOptions(c)
 			if err != nil {
@@ -589,7 +622,7 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			if path == "-" {
 				stdinBusy = `ARCHIVE "-"`
 			}
-			ro, err := e.registryOptions(c, importRegistries(c.String("to")), stdinBusy)
+			ro, err := e.registryOptions(c, placedRegistries(c.String("to"), placed), stdinBusy)
 			if err != nil {
 				return err
 			}
@@ -601,7 +634,8 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 			rep, err := relocate.Import(c.Context, relocate.ImportOptions{
 				Archive: path, Stdin: e.stdin, To: c.String("to"), DryRun: c.Bool("dry-run"), Trust: to,
 				MappingFile: c.String("mapping"), RelocationMappingDir: c.String("relocation-mapping"),
-				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b),
+				Include: include, Exclude: exclude, Map: placed,
+				Jobs: c.Int("jobs"), Client: cl, Progress: progressOf(b), Volumes: volumeOptions(c),
 			})
 			b.wait()
 			if rep == nil {
@@ -617,8 +651,9 @@ state is committed only after everything was pushed. Exit codes: 0 ok,
 				}
 			}
 			for _, im := range rep.Images {
-				e.say(c, "%-9s %s -> %s\n", im.Status, im.Ref, im.Target)
+				e.say(c, "%-9s %s -> %s%s\n", im.Status, im.Ref, im.Target, platformNote(im))
 			}
+			e.sayImport(c, rep)
 			if rep.Verdict != "planned" && rep.Verdict != "refused" {
 				e.say(c, "blobs: %d pushed (%s), %d mounted, %d already present; %d attached artifact(s) discoverable\n", rep.BlobsPushed, human(rep.BytesPushed), rep.BlobsMounted, rep.BlobsSkipped, rep.Attachments)
 			}
@@ -658,6 +693,9 @@ func inspectCmd(e *env) *cli.Command {
 				fmt.Fprintf(w, "  %s\n    %s %s (%d bytes)\n", im.Ref, im.Digest, im.MediaType, im.Size)
 				if len(im.Platforms) > 0 {
 					fmt.Fprintf(w, "    platforms: %s\n", strings.Join(im.Platforms, ", "))
+				}
+				if im.Index != nil {
+					fmt.Fprintf(w, "    chosen (--platform) from index %s %s; lands as this manifest\n", im.Index.Ref, im.Index.Digest)
 				}
 				for _, a := range im.Attached {
 					what := a.ArtifactType

@@ -14,7 +14,12 @@ import (
 type File struct {
 	*os.File
 	path string
+	tmp  string // the temporary file's name (it may differ from File.Name())
 	done bool
+	// locked: the file is held under a lock that marks it live (lock.go);
+	// it is renamed and removed before it is closed, so that the lock
+	// covers it to the end.
+	locked bool
 }
 
 // Create opens a temporary file in path's directory.
@@ -32,7 +37,7 @@ func Create(path string, perm os.FileMode) (*File, error) {
 		os.Remove(f.Name())
 		return nil, err
 	}
-	return &File{File: f, path: path}, nil
+	return &File{File: f, path: path, tmp: f.Name()}, nil
 }
 
 // Commit syncs the content, renames it to the final path and syncs the directory.
@@ -43,15 +48,28 @@ func (f *File) Commit() error {
 	f.done = true
 	if err := f.Sync(); err != nil {
 		f.Close()
-		os.Remove(f.Name())
+		os.Remove(f.tmp)
 		return err
+	}
+	if f.locked {
+		// Renamed while still locked: a cleaner never sees it unlocked
+		// under its temporary name.
+		if err := os.Rename(f.tmp, f.path); err != nil {
+			os.Remove(f.tmp)
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return SyncDir(filepath.Dir(f.path))
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
+		os.Remove(f.tmp)
 		return err
 	}
-	if err := os.Rename(f.Name(), f.path); err != nil {
-		os.Remove(f.Name())
+	if err := os.Rename(f.tmp, f.path); err != nil {
+		os.Remove(f.tmp)
 		return err
 	}
 	return SyncDir(filepath.Dir(f.path))
@@ -63,8 +81,8 @@ func (f *File) Abort() {
 		return
 	}
 	f.done = true
+	os.Remove(f.tmp) // before Close, so that a locked file is removed under its lock
 	f.Close()
-	os.Remove(f.Name())
 }
 
 // SyncDir makes a rename in dir durable.
