@@ -20,7 +20,9 @@ type bench struct {
 	machine machine
 	src     *testregistry.Registry
 	set     *dataset
-	regs    []*testregistry.Registry // every registry started, for cleanup
+	regs    []*testregistry.Registry       // every registry started, for cleanup
+	regPIDs map[*testregistry.Registry]int // running registries' processes, for CPU accounting
+	small   *smallSets                     // the small-image sets, nil without -small
 	res     *results
 	start   time.Time
 }
@@ -33,7 +35,7 @@ func run(ctx context.Context, cfg config) error {
 		return err
 	}
 	defer removeWorkdir()
-	b := &bench{cfg: cfg, workdir: workdir, res: newResults(), start: time.Now()}
+	b := &bench{cfg: cfg, workdir: workdir, res: newResults(), start: time.Now(), regPIDs: map[*testregistry.Registry]int{}}
 	defer b.stopRegistries()
 
 	if err := b.setup(ctx); err != nil {
@@ -105,7 +107,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.logf("disk write: %.0f MB/s", b.res.diskMBs)
-	return nil
+	return b.setupSmall(ctx)
 }
 
 // measure repeats every tool's operations -runs times. Each run gets its
@@ -139,6 +141,11 @@ func (b *bench) measureRun(ctx context.Context, dir string) error {
 	for o, s := range ops {
 		b.res.add(o, s)
 	}
+	// The floor goes right after relocate's import, from the same archive,
+	// so that both see the machine in the same state.
+	if err := b.measureFloor(ctx, filepath.Join(dir, "floor"), filepath.Join(dir, "relocate", archiveName), b.set); err != nil {
+		return err
+	}
 	b.res.sha256MBs = append(b.res.sha256MBs, hash.single)
 	b.res.sha256Par = append(b.res.sha256Par, hash.parallel)
 	b.logf("  sha256 of archive: %.0f MB/s, %.0f MB/s with %d streams", hash.single, hash.parallel, runtime.NumCPU())
@@ -146,10 +153,12 @@ func (b *bench) measureRun(ctx context.Context, dir string) error {
 	if err := b.craneRun(ctx, filepath.Join(dir, "crane"), b.set); err != nil {
 		return err
 	}
-	if b.tools.skopeo == "" {
-		return nil
+	if b.tools.skopeo != "" {
+		if err := b.skopeoRun(ctx, filepath.Join(dir, "skopeo"), b.set); err != nil {
+			return err
+		}
 	}
-	return b.skopeoRun(ctx, filepath.Join(dir, "skopeo"), b.set)
+	return b.smallRun(ctx, filepath.Join(dir, "small"))
 }
 
 // measureScale runs relocate once on a set with twice the images, to show
@@ -178,12 +187,39 @@ func (b *bench) startRegistry(ctx context.Context, dir string) (*testregistry.Re
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
 	b.regs = append(b.regs, r)
+	if pid := childServing(r.Dir); pid != 0 {
+		b.regPIDs[r] = pid
+	}
 	return r, nil
+}
+
+// registryCPU is the CPU seconds used so far by the registries running
+// now. The bench measures one operation at a time, so the difference
+// around an operation is what the registries spent serving it.
+func (b *bench) registryCPU() float64 {
+	var total float64
+	for _, pid := range b.regPIDs {
+		if secs, ok := processCPU(pid); ok {
+			total += secs
+		}
+	}
+	return total
+}
+
+// withRegistryCPU runs measure and adds the registries' CPU seconds to its
+// sample. A registry stopped inside measure would lose its share, so
+// measure must not stop one.
+func (b *bench) withRegistryCPU(measure func() (sample, error)) (sample, error) {
+	before := b.registryCPU()
+	s, err := measure()
+	s.regCPU = b.registryCPU() - before
+	return s, err
 }
 
 // stopRegistry stops r now; Stop is idempotent, so the final sweep in
 // stopRegistries may call it again.
 func (b *bench) stopRegistry(r *testregistry.Registry) {
+	delete(b.regPIDs, r)
 	if err := r.Stop(); err != nil {
 		b.logf("warning: stop registry %s: %v", r.Host, err)
 	}

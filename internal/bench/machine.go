@@ -19,6 +19,7 @@ type machine struct {
 	kernel   string
 	goVer    string
 	commit   string // relocate's git commit, "" if unknown
+	load     string // /proc/loadavg's 1, 5 and 15 minute averages at the start
 }
 
 func describeMachine(ctx context.Context, modRoot string) machine {
@@ -30,7 +31,18 @@ func describeMachine(ctx context.Context, modRoot string) machine {
 		kernel:   strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
 		goVer:    runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
 		commit:   gitCommit(ctx, modRoot),
+		load:     loadAvg(),
 	}
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages: on a shared machine
+// they say how much of it the bench had.
+func loadAvg() string {
+	f := strings.Fields(readFile("/proc/loadavg"))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], ", ")
 }
 
 // procField returns the value of the first "key : value" line in a /proc file.

@@ -15,10 +15,15 @@ import (
 // instead of stalling it forever.
 const cmdTimeout = 15 * time.Minute
 
-// sample is one timed execution: wall seconds and peak resident set size.
+// sample is one timed execution: wall seconds, peak resident set size, and
+// where the CPU went: the tool's own user+system seconds and the seconds the
+// registries spent serving it (on a 2-CPU machine they compete, so both
+// explain the wall time).
 type sample struct {
-	secs   float64
-	rssKiB int64
+	secs    float64
+	rssKiB  int64
+	cpuSecs float64 // the tool, or the bench itself for in-process measurements
+	regCPU  float64 // every registry process running during the operation
 }
 
 // command is one child process to run and measure.
@@ -85,6 +90,7 @@ func runAll(ctx context.Context, cmds []command) (sample, error) {
 			return sample{}, err
 		}
 		total.secs += s.secs
+		total.cpuSecs += s.cpuSecs
 		total.rssKiB = max(total.rssKiB, s.rssKiB)
 	}
 	return total, nil

@@ -31,6 +31,9 @@ type importReport struct {
 	BytesPushed int64  `json:"bytesPushed"`
 }
 
+// archiveName is the file relocateRun exports into its directory.
+const archiveName = "set.tar"
+
 // relocateRun measures export, verify, import and re-import of set into a
 // fresh registry under dir, and Go's SHA-256 over the archive it exported.
 func (b *bench) relocateRun(ctx context.Context, dir string, set *dataset) (map[op]sample, hashLimits, error) {
@@ -38,7 +41,7 @@ func (b *bench) relocateRun(ctx context.Context, dir string, set *dataset) (map[
 		return nil, hashLimits{}, fmt.Errorf("relocate: %w", err)
 	}
 	ops := map[op]sample{}
-	archive := filepath.Join(dir, "set.tar")
+	archive := filepath.Join(dir, archiveName)
 	hash, err := b.relocateExport(ctx, archive, set, ops)
 	if err != nil {
 		return nil, hashLimits{}, err
@@ -108,7 +111,11 @@ func (b *bench) relocateImport(ctx context.Context, dir, archive string, set *da
 
 // step runs one relocate command, records its sample and decodes its report.
 func (b *bench) step(ctx context.Context, o op, c command, report any, ops map[op]sample) error {
-	s, out, err := c.run(ctx)
+	var out []byte
+	s, err := b.withRegistryCPU(func() (s sample, err error) {
+		s, out, err = c.run(ctx)
+		return s, err
+	})
 	if err != nil {
 		return fmt.Errorf("%s: %w", o, err)
 	}
@@ -214,7 +221,7 @@ func (b *bench) skopeoRun(ctx context.Context, dir string, set *dataset) error {
 
 // measureOne runs cmds as one timed operation and records it.
 func (b *bench) measureOne(ctx context.Context, o op, cmds []command) error {
-	s, err := runAll(ctx, cmds)
+	s, err := b.withRegistryCPU(func() (sample, error) { return runAll(ctx, cmds) })
 	if err != nil {
 		return fmt.Errorf("%s: %w", o, err)
 	}

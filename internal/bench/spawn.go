@@ -19,7 +19,8 @@ import (
 // few MiB; the report states that floor, measured with `true`.
 const spawnEnv = "RELOCATE_BENCH_SPAWN"
 
-// reportFD is where the helper writes "seconds maxrssKiB" for the parent.
+// reportFD is where the helper writes "seconds maxrssKiB cpuSeconds" for
+// the parent.
 const reportFD = 3
 
 // spawnMain runs in the helper: it runs args[0] with args[1:] on the
@@ -44,7 +45,8 @@ func spawnMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "bench spawn helper: %v\n", err)
 		return 127
 	}
-	fmt.Fprintf(report, "%f %d\n", secs, maxRSSKiB(c.ProcessState))
+	cpu := c.ProcessState.UserTime() + c.ProcessState.SystemTime()
+	fmt.Fprintf(report, "%f %d %f\n", secs, maxRSSKiB(c.ProcessState), cpu.Seconds())
 	report.Close()
 	if code := c.ProcessState.ExitCode(); code >= 0 {
 		return code
@@ -62,10 +64,10 @@ func withoutSpawnEnv(env []string) []string {
 	return out
 }
 
-// parseSpawnReport reads the helper's "seconds maxrssKiB" line.
+// parseSpawnReport reads the helper's "seconds maxrssKiB cpuSeconds" line.
 func parseSpawnReport(b []byte) (sample, error) {
 	var s sample
-	if _, err := fmt.Sscanf(string(b), "%f %d", &s.secs, &s.rssKiB); err != nil {
+	if _, err := fmt.Sscanf(string(b), "%f %d %f", &s.secs, &s.rssKiB, &s.cpuSecs); err != nil {
 		return sample{}, fmt.Errorf("spawn helper report %q: %w", b, err)
 	}
 	return s, nil
