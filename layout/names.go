@@ -49,3 +49,23 @@ func PinnedDigest(ref string) (v1.Hash, bool, error) {
 	}
 	return h, true, nil
 }
+
+// GlobRegexp turns a path pattern into a regular expression: "*" matches
+// any run of characters, "/" and ":" included, "?" one character, anything
+// else itself. Policies, selections and TUF target patterns share it.
+func GlobRegexp(g string) *regexp.Regexp {
+	var b strings.Builder
+	b.WriteString("^")
+	for _, r := range g {
+		switch r {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		default:
+			b.WriteString(regexp.QuoteMeta(string(r)))
+		}
+	}
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}

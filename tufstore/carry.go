@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/relocate-dev/relocate/layout"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -37,20 +38,7 @@ func TargetGlob(glob string) (*regexp.Regexp, error) {
 	if glob == "" {
 		return nil, fmt.Errorf("an empty target pattern")
 	}
-	var b strings.Builder
-	b.WriteString("^")
-	for _, r := range glob {
-		switch r {
-		case '*':
-			b.WriteString(".*")
-		case '?':
-			b.WriteString(".")
-		default:
-			b.WriteString(regexp.QuoteMeta(string(r)))
-		}
-	}
-	b.WriteString("$")
-	return regexp.Compile(b.String())
+	return layout.GlobRegexp(glob), nil
 }
 
 // CollectTargets fetches the target files whose names match glob from

@@ -267,24 +267,8 @@ func matchAny(globs []string, s string) bool {
 	return false
 }
 
-// globRE turns a TAP 4 path pattern into a regexp: "*" matches any run of
-// characters, "/" and ":" included, "?" one character.
-func globRE(g string) *regexp.Regexp {
-	var b strings.Builder
-	b.WriteString("^")
-	for _, r := range g {
-		switch r {
-		case '*':
-			b.WriteString(".*")
-		case '?':
-			b.WriteString(".")
-		default:
-			b.WriteString(regexp.QuoteMeta(string(r)))
-		}
-	}
-	b.WriteString("$")
-	return regexp.MustCompile(b.String())
-}
+// globRE turns a TAP 4 path pattern into a regexp (layout.GlobRegexp).
+func globRE(g string) *regexp.Regexp { return layout.GlobRegexp(g) }
 
 // globsOverlap reports whether some string matches both patterns ("*" any
 // run, "?" one character).
