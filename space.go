@@ -19,7 +19,7 @@ type SpaceError struct {
 
 func (e *SpaceError) Error() string {
 	return fmt.Sprintf("not enough free space in %s: the archive needs %d bytes (%s, with a margin of %s), and %d bytes (%s) are free",
-		e.Dir, e.Needed, humanBytes(int64(e.Needed)), humanBytes(int64(e.Needed)-e.Archive), e.Free, humanBytes(int64(e.Free)))
+		e.Dir, e.Needed, HumanBytes(int64(e.Needed)), HumanBytes(int64(e.Needed)-e.Archive), e.Free, HumanBytes(int64(e.Free)))
 }
 
 // spaceMargin is what an export keeps free beyond the archive's size: the
@@ -64,7 +64,8 @@ func prepareOutput(o ExportOptions, size int64, warnings []string) (removed, _ [
 	return removed, warnings, nil
 }
 
-func humanBytes(n int64) string {
+// HumanBytes writes a size for people: 1.5 GiB.
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

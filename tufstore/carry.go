@@ -1,7 +1,6 @@
 package tufstore
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -63,31 +62,41 @@ func (c *Chain) CollectTargets(ctx context.Context, client *http.Client, targets
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		e := all[n]
-		sum := e.Hashes["sha256"]
-		if sum == "" {
-			return nil, fmt.Errorf("tuf %s: target %s lists no sha256", c.Name, n)
+		if err := c.fetchTarget(ctx, client, targetsURL, n, all[n], consistent, "target"); err != nil {
+			return nil, err
 		}
-		if e.Length < 0 || e.Length > MaxFileSize {
-			return nil, fmt.Errorf("tuf %s: target %s is %d bytes, over the %d-byte limit for a carried target", c.Name, n, e.Length, MaxFileSize)
-		}
-		remote := n
-		if consistent {
-			dir, base := path.Split(n)
-			remote = dir + sum + "." + base
-		}
-		u := strings.TrimSuffix(targetsURL, "/") + "/" + escapePath(remote)
-		b, err := fetch(ctx, client, u, MaxFileSize)
-		if err != nil {
-			return nil, fmt.Errorf("tuf %s: target %s: %w", c.Name, n, err)
-		}
-		got := sha256.Sum256(b)
-		if int64(len(b)) != e.Length || !bytes.Equal([]byte(hex.EncodeToString(got[:])), []byte(sum)) {
-			return nil, fmt.Errorf("tuf %s: target %s from %s does not match its length and sha256 in the targets metadata", c.Name, n, u)
-		}
-		c.Files[TargetFileName(n)] = b
 	}
 	return names, nil
+}
+
+// fetchTarget fetches one target file from targetsURL (by its
+// consistent-snapshot name <sha256>.<basename> when consistent), checks it
+// against the length and sha256 its targets metadata lists, and adds it to
+// the chain's files under TargetFileName. what names it in errors.
+func (c *Chain) fetchTarget(ctx context.Context, client *http.Client, targetsURL, n string, e targetEntry, consistent bool, what string) error {
+	sum := e.Hashes["sha256"]
+	if sum == "" {
+		return fmt.Errorf("tuf %s: %s %s lists no sha256", c.Name, what, n)
+	}
+	if e.Length < 0 || e.Length > MaxFileSize {
+		return fmt.Errorf("tuf %s: %s %s is %d bytes, over the %d-byte limit for a carried target", c.Name, what, n, e.Length, MaxFileSize)
+	}
+	remote := n
+	if consistent {
+		dir, base := path.Split(n)
+		remote = dir + sum + "." + base
+	}
+	u := strings.TrimSuffix(targetsURL, "/") + "/" + escapePath(remote)
+	b, err := fetch(ctx, client, u, MaxFileSize)
+	if err != nil {
+		return fmt.Errorf("tuf %s: %s %s: %w", c.Name, what, n, err)
+	}
+	got := sha256.Sum256(b)
+	if int64(len(b)) != e.Length || hex.EncodeToString(got[:]) != sum {
+		return fmt.Errorf("tuf %s: %s %s from %s does not match its length and sha256 in the targets metadata", c.Name, what, n, u)
+	}
+	c.Files[TargetFileName(n)] = b
+	return nil
 }
 
 // escapePath escapes each segment of a slash-separated path for a URL.

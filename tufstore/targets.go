@@ -1,16 +1,11 @@
 package tufstore
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"path"
-	"strings"
 )
 
 // TargetFilePrefix marks target files among a chain's files: a target named
@@ -80,18 +75,10 @@ func (c *Chain) CollectInToto(ctx context.Context, client *http.Client, targetsU
 		if !ok {
 			return nil, fmt.Errorf("tuf %s: target %s names in-toto file %s, which no role lists", c.Name, target, n)
 		}
-		sum := e.Hashes["sha256"]
-		dir, base := path.Split(n)
-		u := strings.TrimSuffix(targetsURL, "/") + "/" + dir + sum + "." + base
-		b, err := fetch(ctx, client, u, MaxFileSize)
-		if err != nil {
-			return nil, fmt.Errorf("tuf %s: in-toto file %s: %w", c.Name, n, err)
+		// The CNAB Security layout names in-toto files by consistent names.
+		if err := c.fetchTarget(ctx, client, targetsURL, n, e, true, "in-toto file"); err != nil {
+			return nil, err
 		}
-		got := sha256.Sum256(b)
-		if int64(len(b)) != e.Length || !bytes.Equal([]byte(hex.EncodeToString(got[:])), []byte(sum)) {
-			return nil, fmt.Errorf("tuf %s: in-toto file %s from %s does not match its target", c.Name, n, u)
-		}
-		c.Files[TargetFileName(n)] = b
 	}
 	return names, nil
 }

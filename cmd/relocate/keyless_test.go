@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/relocate-dev/relocate/internal/testimages"
+	"github.com/relocate-dev/relocate/internal/testsigstore"
 	"github.com/relocate-dev/relocate/internal/testtools"
 	"github.com/relocate-dev/relocate/internal/testtuf"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
@@ -58,30 +59,7 @@ type virtualSigstore struct {
 
 func newVirtualSigstore(t *testing.T) *virtualSigstore {
 	t.Helper()
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The virtual logs are keyed by hex IDs; a trusted_root.json holds the
-	// raw key IDs that entries name.
-	rawIDs := func(m map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
-		out := map[string]*root.TransparencyLog{}
-		for k, l := range m {
-			c := *l
-			c.ID, _ = hex.DecodeString(k)
-			out[k] = &c
-		}
-		return out
-	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), rawIDs(vs.CTLogs()),
-		vs.TimestampingAuthorities(), rawIDs(vs.RekorLogs()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	vs, b := testsigstore.New(t)
 	return &virtualSigstore{vs: vs, trustedRoot: b}
 }
 

@@ -893,18 +893,7 @@ func readLines(path string) ([]string, error) {
 	return out, sc.Err()
 }
 
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func human(n int64) string { return relocate.HumanBytes(n) }
 
 func progressOf(b *bars) relocate.Progress {
 	if b == nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/relocate-dev/relocate/internal/testsigstore"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
@@ -48,30 +49,7 @@ type testSigstore struct {
 
 func newTestSigstore(t testing.TB) *testSigstore {
 	t.Helper()
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The virtual logs' IDs are hex text; a trusted_root.json holds the raw
-	// key IDs, which is what entries name.
-	rawIDs := func(m map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
-		out := map[string]*root.TransparencyLog{}
-		for k, l := range m {
-			c := *l
-			c.ID, _ = hex.DecodeString(k)
-			out[k] = &c
-		}
-		return out
-	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), rawIDs(vs.CTLogs()),
-		vs.TimestampingAuthorities(), rawIDs(vs.RekorLogs()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
+	vs, b := testsigstore.New(t)
 	p := filepath.Join(t.TempDir(), "trusted_root.json")
 	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
