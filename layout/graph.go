@@ -27,12 +27,6 @@ type manifestish struct {
 // IsIndexType reports whether a media type names an index or manifest list.
 func IsIndexType(mt string) bool { return types.MediaType(mt).IsIndex() }
 
-// IsManifestType reports whether a media type names a manifest or an index.
-func IsManifestType(mt string) bool {
-	m := types.MediaType(mt)
-	return m.IsIndex() || m.IsImage() || m == "application/vnd.oci.artifact.manifest.v1+json"
-}
-
 // pushable are the manifest media types that registries accept and
 // Children parses: an archive holding any other could not be imported.
 var pushable = map[types.MediaType]bool{

@@ -234,6 +234,3 @@ func checkStateName(name string) error {
 	}
 	return nil
 }
-
-// MarshalRoles is the JSON summary of a chain's roles.
-func (c *Chain) MarshalRoles() ([]byte, error) { return json.Marshal(c.Roles) }

@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"fmt"
 	"slices"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -75,17 +74,6 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 
 // maxWalked is layout.MaxWalked, a variable so that a test can reach it.
 var maxWalked = layout.MaxWalked
-
-// CheckBlob compares what a blob entry held with the table of contents.
-func CheckBlob(b layout.Blob, size int64, got v1.Hash) error {
-	if size != b.Size {
-		return fmt.Errorf("%d bytes, the table of contents says %d", size, b.Size)
-	}
-	if got != b.Digest {
-		return fmt.Errorf("content digest is %s", got)
-	}
-	return nil
-}
 
 // Unsigned lists the images whose top-level manifest has no signature
 // attached (cosign, notation or Sigstore bundle), nor the index a platform
