@@ -272,18 +272,22 @@ func TestOpenThickReaderLimits(t *testing.T) {
 
 	good := tgz(t, thickEntries(t), true)
 	for _, c := range []struct {
-		offset int
+		name   string
+		mutate func(b []byte)
 		want   string
 	}{
-		{20, "corrupt gzip data (at the start of the archive, before its first entry): flate: corrupt input"},
-		{len(good) - 8, "corrupt gzip data (after the end-of-archive marker): gzip: invalid checksum"}, // the CRC-32
+		// Byte 10 opens the first deflate block (after gzip's 10-byte
+		// header); BTYPE 11 is reserved, so the stream is corrupt whatever
+		// the random layers hold. A flip further in may still inflate.
+		{"reserved block type", func(b []byte) { b[10] |= 0x06 }, "corrupt gzip data (at the start of the archive, before its first entry): flate: corrupt input"},
+		{"flipped CRC-32", func(b []byte) { b[len(b)-8] ^= 0x5a }, "corrupt gzip data (after the end-of-archive marker): gzip: invalid checksum"},
 	} {
 		data := bytes.Clone(good)
-		data[c.offset] ^= 0x5a
+		c.mutate(data)
 		_, err = OpenThick(bytes.NewReader(data), nil)
 		var ae *archive.Error
 		if !errors.As(err, &ae) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("byte %d flipped: %v, want an *archive.Error saying %q", c.offset, err, c.want)
+			t.Errorf("%s: %v, want an *archive.Error saying %q", c.name, err, c.want)
 		}
 	}
 }
