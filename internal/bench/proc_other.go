@@ -17,3 +17,4 @@ func maxRSSKiB(*os.ProcessState) int64 { return 0 }
 func processCPU(int) (float64, bool) { return 0, false }
 func childServing(string) int        { return 0 }
 func selfCPU() float64               { return 0 }
+func memDir() string                 { return "" }

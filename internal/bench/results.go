@@ -22,9 +22,14 @@ const (
 	ingestFloor op = "registry ingest floor"
 )
 
-// relSmall and craneSmall are the imports of n small images.
-func relSmall(n int) op   { return op(fmt.Sprintf("relocate import, %d small images", n)) }
-func craneSmall(n int) op { return op(fmt.Sprintf("crane copy, %d small images", n)) }
+// relSmall and craneSmall are the imports of n small images; the Mem
+// variants go into a registry whose storage is in memory (tmpfs).
+func relSmall(n int) op      { return op(fmt.Sprintf("relocate import, %d small images", n)) }
+func craneSmall(n int) op    { return op(fmt.Sprintf("crane copy, %d small images", n)) }
+func relSmallMem(n int) op   { return relSmall(n) + memSuffix }
+func craneSmallMem(n int) op { return craneSmall(n) + memSuffix }
+
+const memSuffix = ", registry in memory"
 
 // results collects every measurement of one bench run.
 type results struct {
