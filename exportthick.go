@@ -51,7 +51,8 @@ func addSpooled(g *mirror.Graph, sp *bundle.Spool, top layout.Child) error {
 		return err
 	}
 	for _, k := range append(append([]layout.Child{}, c.Manifests...), c.Blobs...) {
-		if _, done := g.Blobs[k.Digest]; done {
+		have, done := g.Blobs[k.Digest]
+		if done && !k.Kind.Outranks(have.Kind) {
 			continue
 		}
 		n := &mirror.Node{Blob: layout.Blob{Digest: k.Digest, Size: k.Size, MediaType: string(k.MediaType), Kind: k.Kind}, Desc: k.Descriptor}
@@ -70,6 +71,10 @@ func addSpooled(g *mirror.Graph, sp *bundle.Spool, top layout.Child) error {
 				return fmt.Errorf("thick bundle: layer %s missing from its layout or of the wrong size", k.Digest)
 			}
 			n.File = sp.Path(k.Digest)
+		}
+		if done {
+			have.Settle(n)
+			continue
 		}
 		g.Blobs[k.Digest] = n
 	}

@@ -77,6 +77,19 @@ func (k Kind) known() bool {
 	return false
 }
 
+// Outranks says which kind a blob that plays two parts is listed with:
+// one whose content is needed in memory wins over a layer, else the one
+// written earlier in the archive. The table of contents then depends on the
+// blob's parts, not on which walk reached it first. (The OCI empty
+// descriptor is both the config and the one layer of many artifacts, and
+// one image's config can be another's layer.)
+func (k Kind) Outranks(o Kind) bool {
+	if k.Small() != o.Small() {
+		return k.Small()
+	}
+	return k.rank() < o.rank()
+}
+
 func (k Kind) rank() int {
 	switch k {
 	case KindIndex:

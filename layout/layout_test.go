@@ -191,3 +191,19 @@ func manyMetadata() string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// A blob with two parts is listed with the kind that needs it in memory,
+// then the one written first; never both ways round.
+func TestKindOutranks(t *testing.T) {
+	kinds := []Kind{KindIndex, KindManifest, KindConfig, KindMetadata, KindSignature, KindLayer}
+	for i, k := range kinds {
+		for j, o := range kinds {
+			if got, want := k.Outranks(o), i < j; got != want {
+				t.Errorf("%s.Outranks(%s) = %v, want %v", k, o, got, want)
+			}
+		}
+	}
+	if !KindConfig.Outranks(KindLayer) || KindLayer.Outranks(KindConfig) {
+		t.Fatal("a layer outranks a config")
+	}
+}

@@ -37,3 +37,35 @@ func TestBlobMediaTypeIndependentOfOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestBlobKindIndependentOfOrder: a blob that is a layer of one manifest
+// and the config of another (the OCI empty descriptor is both in many
+// artifacts) is recorded as the config, with its content, whichever walk
+// reaches it first: the site needs it in memory.
+func TestBlobKindIndependentOfOrder(t *testing.T) {
+	d := v1.Hash{Algorithm: "sha256", Hex: "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}
+	const emptyType = "application/vnd.oci.empty.v1+json"
+	layer := func() *Node {
+		return &Node{Blob: layout.Blob{Digest: d, Size: 2, MediaType: "application/vnd.oci.image.layer.v1.tar", Kind: layout.KindLayer}}
+	}
+	config := func() *Node {
+		return &Node{Blob: layout.Blob{Digest: d, Size: 2, MediaType: emptyType, Kind: layout.KindConfig}, Data: []byte("{}")}
+	}
+	for _, order := range [][2]func() *Node{{layer, config}, {config, layer}} {
+		w := &walker{mu: &sync.Mutex{}, g: &Graph{Blobs: map[v1.Hash]*Node{}}, seen: map[string]bool{}}
+		w.claim(order[0]())
+		w.claim(order[1]())
+		m := &walker{mu: &sync.Mutex{}, g: &Graph{Blobs: map[v1.Hash]*Node{}}, seen: map[string]bool{}}
+		a, b := m.child(), m.child()
+		a.claim(order[0]())
+		b.claim(order[1]())
+		m.merge(a)
+		m.merge(b)
+		for how, g := range map[string]*Graph{"claimed": w.g, "merged": m.g} {
+			n := g.Blobs[d]
+			if n.Kind != layout.KindConfig || n.MediaType != emptyType || string(n.Data) != "{}" {
+				t.Errorf("%s config first %v: recorded as %s %s with %q, want the config with its content", how, order[0]().Kind == layout.KindConfig, n.Kind, n.MediaType, n.Data)
+			}
+		}
+	}
+}

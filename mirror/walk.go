@@ -102,7 +102,7 @@ func (w *walker) merge(sub *walker) {
 	defer w.mu.Unlock()
 	for d, n := range sub.g.Blobs {
 		if have, ok := w.g.Blobs[d]; ok {
-			settle(have, n)
+			have.Settle(n)
 		} else {
 			w.g.Blobs[d] = n
 		}
@@ -211,7 +211,7 @@ func (w *walker) claim(n *Node) bool {
 	defer w.mu.Unlock()
 	for x := w; x != nil; x = x.parent {
 		if have, done := x.g.Blobs[n.Digest]; done {
-			settle(have, n)
+			have.Settle(n)
 			return false
 		}
 	}
@@ -219,13 +219,21 @@ func (w *walker) claim(n *Node) bool {
 	return true
 }
 
-// settle makes what is recorded of a blob that manifests name under
-// different media types (the 2-byte {} is a notation signature's config and
-// a cosign signature's) independent of which walk reached it first: walks
-// run concurrently, and the table of contents must be the same for the same
-// content. The least media type is kept.
-func settle(have, n *Node) {
-	if n.Kind == have.Kind && n.MediaType < have.MediaType {
+// Settle makes what is recorded of a blob that manifests name in different
+// parts (the 2-byte {} is the config and the layer of OCI artifacts) or
+// under different media types (a notation signature's config and a cosign
+// signature's) independent of which walk reached it first: walks run
+// concurrently, and the table of contents must be the same for the same
+// content. The outranking kind is kept (with its content, if it needs it in
+// memory), then the least media type.
+func (have *Node) Settle(n *Node) {
+	switch {
+	case n.Kind.Outranks(have.Kind):
+		have.Kind, have.MediaType = n.Kind, n.MediaType
+		if n.Data != nil {
+			have.Data = n.Data
+		}
+	case n.Kind == have.Kind && n.MediaType < have.MediaType:
 		have.MediaType = n.MediaType
 	}
 }

@@ -5,14 +5,16 @@ import (
 	"github.com/relocate-dev/relocate/layout"
 )
 
-// signatureBlobs marks the closure's layers that the archive carries as
-// signature blobs (with its metadata, in memory): an importer pushes them
-// from memory like configs. An archive written before signature blobs
-// existed lists them as layers, and they stay layers.
-func signatureBlobs(c *layout.Closure, listed map[v1.Hash]layout.Blob) {
+// inMemory gives the closure's layers that the archive carries with its
+// metadata the kind its table of contents lists: a signature blob, or a
+// blob that is also another manifest's config (the OCI empty descriptor is
+// the config and the one layer of many artifacts). They were read, checked
+// and bounded by that kind's limit with the metadata, and an importer
+// pushes them from memory. A blob listed as a layer stays a layer.
+func inMemory(c *layout.Closure, listed map[v1.Hash]layout.Blob) {
 	for i, d := range c.Blobs {
-		if b, ok := listed[d.Digest]; ok && d.Kind == layout.KindLayer && b.Kind == layout.KindSignature {
-			c.Blobs[i].Kind = layout.KindSignature
+		if b, ok := listed[d.Digest]; ok && d.Kind == layout.KindLayer && b.Kind.Small() {
+			c.Blobs[i].Kind = b.Kind
 		}
 	}
 }

@@ -43,7 +43,7 @@ func Structure(toc *layout.TOC, index *v1.IndexManifest, small map[v1.Hash][]byt
 			return out
 		}
 		ok := true
-		signatureBlobs(c, listed)
+		inMemory(c, listed)
 		for _, d := range slices.Concat(c.Manifests, c.Blobs) {
 			b, found := listed[d.Digest]
 			if e, isExpected := expected[d.Digest]; isExpected && !found {

@@ -163,3 +163,62 @@ func TestStructureRefusesWhatRegistriesRefuse(t *testing.T) {
 		})
 	}
 }
+
+// A blob's kind in the table of contents says whether the archive carries
+// it with the metadata (in memory) or as a layer. A blob an image uses as a
+// layer may be carried with the metadata (it is another image's config, or
+// the OCI empty descriptor): the image's closure then takes that kind, so
+// that an importer pushes it from memory. A blob an image needs in memory
+// (a config) listed as a layer is refused, naming it and the image, and so
+// is a layer listed as a signature blob that no signature has.
+func TestStructureBlobKinds(t *testing.T) {
+	tests := []struct {
+		name string
+		kind func(m v1.Manifest) (v1.Hash, layout.Kind)
+		want string // the problem, or "" with the layer's kind in the closure
+	}{
+		{"config listed as a layer", func(m v1.Manifest) (v1.Hash, layout.Kind) { return m.Config.Digest, layout.KindLayer },
+			"kind layer in the table of contents, used as config by registry.example/team/app-0:v1"},
+		{"layer listed as a config", func(m v1.Manifest) (v1.Hash, layout.Kind) { return m.Layers[0].Digest, layout.KindConfig }, ""},
+		// Signature blobs are held to signature attachments: a layer is not
+		// smuggled into the metadata under that name.
+		{"layer listed as a signature", func(m v1.Manifest) (v1.Hash, layout.Kind) { return m.Layers[0].Digest, layout.KindSignature },
+			"listed as a signature blob, but no signature attachment of the archive has it as a layer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := buildSynthetic(t, 1, 0)
+			im := s.toc.Images[0]
+			var m v1.Manifest
+			if err := json.Unmarshal(s.small[im.Digest], &m); err != nil {
+				t.Fatal(err)
+			}
+			d, kind := tc.kind(m)
+			for i := range s.toc.Blobs {
+				if s.toc.Blobs[i].Digest == d {
+					s.toc.Blobs[i].Kind = kind
+				}
+			}
+			var ps Problems
+			closures := Structure(s.toc, s.index, s.small, &ps)
+			list := ps.List()
+			if tc.want != "" {
+				if len(list) != 1 || list[0].Subject != d.String() || !strings.Contains(list[0].Reason, tc.want) {
+					t.Fatalf("problems %v, want one for %s saying %q", list, d, tc.want)
+				}
+				if strings.Contains(tc.want, im.Ref) && closures[im.Ref] != nil {
+					t.Fatal("a refused image has a closure to push")
+				}
+				return
+			}
+			if len(list) != 0 {
+				t.Fatalf("problems %v, want none", list)
+			}
+			for _, b := range closures[im.Ref].Blobs {
+				if b.Digest == d && b.Kind != kind {
+					t.Fatalf("the closure has %s as %s, want %s as the archive carries it", d, b.Kind, kind)
+				}
+			}
+		})
+	}
+}
