@@ -39,7 +39,7 @@ func TestBlobInTwoRoles(t *testing.T) {
 		"team/a:v1":        `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":` + desc(blob, string(types.OCIConfigJSON)) + `,"layers":[]}`,
 		"team/b:v1":        `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":` + desc(empty, "application/vnd.oci.empty.v1+json") + `,"layers":[` + desc(blob, "application/vnd.oci.image.layer.v1.tar") + `]}`,
 	}
-	var refs []string
+	full := map[string]string{}
 	for ref, m := range manifests {
 		r, err := name.ParseReference(src + "/" + ref)
 		if err != nil {
@@ -53,12 +53,19 @@ func TestBlobInTwoRoles(t *testing.T) {
 		if err := remote.Put(r, rawManifest{[]byte(m), types.OCIManifestSchema1}); err != nil {
 			t.Fatal(err)
 		}
-		refs = append(refs, r.String())
+		full[ref] = r.String()
 	}
+	// One job walks the images in the order given: the blob is met first as
+	// a's config, or first as b's layer.
 	dir := t.TempDir()
-	for _, out := range []string{"site.tar", "site.tar.zst"} {
+	for i, order := range [][]string{{"team/a:v1", "team/b:v1", "team/artifact:v1"}, {"team/b:v1", "team/a:v1", "team/artifact:v1"}} {
+		var refs []string
+		for _, ref := range order {
+			refs = append(refs, full[ref])
+		}
+		out := []string{"site.tar", "site.tar.zst"}[i]
 		path := filepath.Join(dir, out)
-		if _, err := Export(ctx, ExportOptions{Refs: refs, Output: path, Client: client()}); err != nil {
+		if _, err := Export(ctx, ExportOptions{Refs: refs, Output: path, Client: client(), Jobs: 1}); err != nil {
 			t.Fatalf("export %s: %v", out, err)
 		}
 		if vr, err := Verify(ctx, VerifyOptions{Archive: path, Trust: TrustOptions{StateDir: t.TempDir()}}); err != nil || vr.Verdict != "ok" {

@@ -48,6 +48,10 @@ type ociFixture struct {
 	referrers map[string][]string
 	notation  []testimages.Image // signed with the real notation
 	unsigned  testimages.Image   // signed with cosign only: notation finds nothing
+	// note is an annotation-only artifact that oras attached to app-0:
+	// the OCI empty descriptor is its config and its one layer, and the
+	// config of app-0's notation signature.
+	note   string
 	caPath    string             // the notation signer's CA
 }
 
@@ -98,6 +102,16 @@ func newOCIFixture(t *testing.T) *ociFixture {
 		t.Fatal(err)
 	}
 	sign(repoOf(app[1]), sbom)
+	oras := testtools.Need(t, testtools.Oras)
+	out := testtools.Run(t, ctx, nil, oras, "attach", "--plain-http", "--artifact-type", "application/vnd.example.note", "--annotation", "note=reviewed", app[0].Ref)
+	for _, line := range strings.Split(out, "\n") {
+		if d, ok := strings.CutPrefix(line, "Digest: "); ok {
+			f.note = strings.TrimSpace(d)
+		}
+	}
+	if raw := stdoutOf(t, nil, oras, "manifest", "fetch", "--plain-http", repoOf(app[0])+"@"+f.note); !bytes.Contains(raw, []byte(`"layers":[{"mediaType":"application/vnd.oci.empty.v1+json"`)) {
+		t.Fatalf("oras attach %s: not the empty descriptor as a layer:\n%s", f.note, raw)
+	}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if _, err := testimages.Sign(ctx, repoOf(app[2]), app[2].Digest, key); err != nil {
 		t.Fatal(err)
@@ -341,6 +355,21 @@ func TestArchiveInOCITools(t *testing.T) {
 			"oci-archive:"+f.archive+":"+im.Ref, "docker://"+dst.Host+"/ocitools-skopeo/app-1:v1")
 		if got := headDigest(t, dst.Host, "ocitools-skopeo/app-1", "v1"); got != im.Digest {
 			t.Errorf("skopeo copy landed %s, want %s", got, im.Digest)
+		}
+	})
+
+	// The annotation-only artifact lands with its digest: its one blob is
+	// its config and its layer at once, and a notation signature's config.
+	t.Run("import", func(t *testing.T) {
+		const prefix = "ocitools-import"
+		mustRun(t, "import", f.archive, "--to", dst.Host+"/"+prefix, "--plain-http", "-q")
+		app0 := f.oci[0]
+		repo, tag := repoTag(app0.Ref)
+		if got := headDigest(t, dst.Host, prefix+"/"+repo, tag); got != app0.Digest {
+			t.Errorf("%s at the destination: %q, want %s", app0.Ref, got, app0.Digest)
+		}
+		if got := headDigest(t, dst.Host, prefix+"/"+repo, f.note); got != f.note {
+			t.Errorf("the oras note %s of %s at the destination: %q", f.note, app0.Ref, got)
 		}
 	})
 
