@@ -48,11 +48,11 @@ type ociFixture struct {
 	referrers map[string][]string
 	notation  []testimages.Image // signed with the real notation
 	unsigned  testimages.Image   // signed with cosign only: notation finds nothing
+	caPath    string             // the notation signer's CA
 	// note is an annotation-only artifact that oras attached to app-0:
 	// the OCI empty descriptor is its config and its one layer, and the
 	// config of app-0's notation signature.
-	note   string
-	caPath    string             // the notation signer's CA
+	note string
 }
 
 func newOCIFixture(t *testing.T) *ociFixture {
