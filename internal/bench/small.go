@@ -133,8 +133,8 @@ type requestCounts struct {
 // into a fresh registry and crane copying each image from the source
 // registry into another fresh registry, one call after another. The
 // largest size runs again into registries whose storage is in memory: the
-// registry syncs every file it writes (41 fsyncs per small image), so on a slow
-// disk both tools wait for it, and the ratio says more about the disk.
+// registry syncs every file it writes (41 fsyncs per small image), so on a
+// slow disk both tools wait for it, and the ratio says more about the disk.
 func (b *bench) smallRun(ctx context.Context, dir string) error {
 	for _, n := range b.cfg.small {
 		if err := b.smallRelocate(ctx, filepath.Join(dir, fmt.Sprintf("relocate-%d", n)), n, relSmall(n)); err != nil {
