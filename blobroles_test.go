@@ -68,19 +68,6 @@ func TestBlobInTwoRoles(t *testing.T) {
 		if _, err := Export(ctx, ExportOptions{Refs: refs, Output: path, Client: client(), Jobs: 1}); err != nil {
 			t.Fatalf("export %s: %v", out, err)
 		}
-		if vr, err := Verify(ctx, VerifyOptions{Archive: path, Trust: TrustOptions{StateDir: t.TempDir()}}); err != nil || vr.Verdict != "ok" {
-			t.Fatalf("verify %s: %v %+v", out, err, vr)
-		}
-		dst, _ := memRegistry(t)
-		ir, err := Import(ctx, ImportOptions{Archive: path, To: dst + "/site", Client: client(), Trust: TrustOptions{StateDir: t.TempDir()}})
-		if err != nil || ir.Verdict != "ok" {
-			t.Fatalf("import %s: %v %+v", out, err, ir)
-		}
-		for _, im := range ir.Images {
-			d, ok, err := client().ManifestDigest(ctx, mustRepo(t, im.Target), tagOf(im.Target))
-			if err != nil || !ok || d != im.Digest {
-				t.Errorf("%s at the destination: %v %v %v, want %s", im.Target, d, ok, err, im.Digest)
-			}
-		}
+		verifyAndImport(t, path)
 	}
 }

@@ -66,23 +66,31 @@ func TestExportVerifyImport(t *testing.T) {
 		if len(rep.Images) != len(ims) {
 			t.Fatalf("exported %d images, want %d", len(rep.Images), len(ims))
 		}
-		vr, err := Verify(ctx, VerifyOptions{Archive: path, Trust: TrustOptions{StateDir: t.TempDir()}})
-		if err != nil || vr.Verdict != "ok" {
-			t.Fatalf("verify %s: %v %+v", out, err, vr)
+		verifyAndImport(t, path)
+	}
+}
+
+// verifyAndImport verifies an archive and imports it into an empty
+// in-memory registry, where every image must then be pushed with its digest.
+func verifyAndImport(t *testing.T, path string) {
+	t.Helper()
+	ctx := t.Context()
+	vr, err := Verify(ctx, VerifyOptions{Archive: path, Trust: TrustOptions{StateDir: t.TempDir()}})
+	if err != nil || vr.Verdict != "ok" {
+		t.Fatalf("verify %s: %v %+v", path, err, vr)
+	}
+	dst, _ := memRegistry(t)
+	ir, err := Import(ctx, ImportOptions{Archive: path, To: dst + "/site", Client: client(), Trust: TrustOptions{StateDir: t.TempDir()}})
+	if err != nil || ir.Verdict != "ok" {
+		t.Fatalf("import %s: %v %+v", path, err, ir)
+	}
+	for _, im := range ir.Images {
+		if im.Status != "pushed" {
+			t.Errorf("%s: %s", im.Ref, im.Status)
 		}
-		dst, _ := memRegistry(t)
-		ir, err := Import(ctx, ImportOptions{Archive: path, To: dst + "/site", Client: client(), Trust: TrustOptions{StateDir: t.TempDir()}})
-		if err != nil || ir.Verdict != "ok" {
-			t.Fatalf("import %s: %v %+v", out, err, ir)
-		}
-		for _, im := range ir.Images {
-			if im.Status != "pushed" {
-				t.Errorf("%s: %s", im.Ref, im.Status)
-			}
-			d, ok, err := client().ManifestDigest(ctx, mustRepo(t, im.Target), tagOf(im.Target))
-			if err != nil || !ok || d != im.Digest {
-				t.Errorf("%s at the destination: %v %v %v, want %s", im.Target, d, ok, err, im.Digest)
-			}
+		d, ok, err := client().ManifestDigest(ctx, mustRepo(t, im.Target), tagOf(im.Target))
+		if err != nil || !ok || d != im.Digest {
+			t.Errorf("%s at the destination: %v %v %v, want %s", im.Target, d, ok, err, im.Digest)
 		}
 	}
 }
