@@ -88,6 +88,9 @@ func (b *bench) renderBounds(w io.Writer) {
 			continue
 		}
 		tool, reg := b.res.cpu(rel)
+		if tool+reg <= 0 || b.machine.nproc <= 0 {
+			continue // no CPU accounting on this system
+		}
 		floor := (tool + reg) / float64(b.machine.nproc)
 		lines = append(lines, fmt.Sprintf("| %s, against %s | %.2f | %.2f | %.2f× | %s |", rel, peer, tool+reg, floor, b.res.secs(peer)/floor, times(b.res.ratios(peer, rel))))
 	}
