@@ -2,7 +2,8 @@ package relocate
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	"github.com/relocate-dev/relocate/tufstore"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -42,11 +43,7 @@ func publishTUF(o TrustOptions, tr *TrustReport) error {
 	if len(o.PublishTUF) == 0 {
 		return nil
 	}
-	names := make([]string, 0, len(o.PublishTUF))
-	for n := range o.PublishTUF {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(o.PublishTUF))
 	for _, name := range names {
 		dir := o.PublishTUF[name]
 		pr := PublishedRepo{Name: name, Dir: dir, Status: "skipped"}

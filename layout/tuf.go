@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,11 +73,7 @@ func PackTrust(artifactType, name, url string, files map[string][]byte) (*Packed
 		Config:        add([]byte("{}"), string(types.OCIEmptyJSON), KindConfig),
 		Annotations:   map[string]string{AnnotationTUFName: name, AnnotationTUFURL: url},
 	}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(files))
 	for _, n := range names {
 		d := add(files[n], TUFFileMediaType, KindMetadata)
 		d.Annotations = map[string]string{AnnotationTitle: n}

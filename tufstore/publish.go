@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -198,11 +200,7 @@ func (p *Published) Write(dir string) error {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
 	}
-	names := make([]string, 0, len(p.Files))
-	for n := range p.Files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(p.Files))
 	dirs := map[string]bool{tmp: true}
 	for _, n := range names {
 		if !fs.ValidPath(n) {

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -170,11 +171,7 @@ func (s *Store) Commit(state map[string]*RepoState) error {
 	next := fmt.Sprintf("gen-%06d", n+1)
 	gen := filepath.Join(s.dir, next)
 	os.RemoveAll(gen) // debris of a commit that crashed before its swap
-	names := make([]string, 0, len(state))
-	for name := range state {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(state))
 	for _, name := range names {
 		if err := checkStateName(name); err != nil {
 			return err

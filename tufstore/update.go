@@ -2,9 +2,10 @@ package tufstore
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -199,11 +200,7 @@ func (s *Session) topLevel() []Role {
 // targets, and the delegated roles verified by lookups, by path.
 func (s *Session) Roles() []Role {
 	out := s.topLevel()
-	keys := make([]string, 0, len(s.delegated))
-	for k := range s.delegated {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(s.delegated))
 	for _, k := range keys {
 		d := s.delegated[k]
 		out = append(out, Role{Role: d.path.String(), Path: d.path, Version: d.md.Signed.Version, Expires: d.md.Signed.Expires, File: d.file})

@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -108,11 +110,7 @@ func Trust(in TrustInput, ps *Problems) *TrustResult {
 			s.Close()
 		}
 	}()
-	names := make([]string, 0, len(in.Repos))
-	for n := range in.Repos {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(in.Repos))
 	for _, name := range names {
 		s, rt, err := openRepo(name, in)
 		if err != nil {
@@ -123,7 +121,7 @@ func Trust(in TrustInput, ps *Problems) *TrustResult {
 		res.Repositories = append(res.Repositories, *rt)
 	}
 	notaries := map[string]*notary.Result{}
-	for _, gun := range sortedKeys(in.Notary) {
+	for _, gun := range slices.Sorted(maps.Keys(in.Notary)) {
 		nr, rt, err := notaryRepo(gun, in.Notary[gun], in)
 		if err != nil {
 			ps.Add("notary:"+gun, "%v", err)
@@ -325,7 +323,7 @@ func bind(im layout.Image, in TrustInput, sessions map[string]*tufstore.Session)
 		// unvouched; else any repository of the archive may vouch for it.
 		allowed := in.Policy.allowsUnvouched(im.Ref)
 		if len(sessions) > 0 {
-			vouches, why := satisfy(im, Mapping{Repositories: sortedKeys(sessions), Threshold: 1, Terminating: true}, sessions)
+			vouches, why := satisfy(im, Mapping{Repositories: slices.Sorted(maps.Keys(sessions)), Threshold: 1, Terminating: true}, sessions)
 			switch {
 			case why == "":
 				it.VouchedBy = vouches
@@ -416,15 +414,6 @@ func pinKey(ref string, d v1.Hash) string {
 		ref = r.Name()
 	}
 	return ref + "|" + d.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func hashMatches(h metadata.Hashes, im layout.Image) bool {

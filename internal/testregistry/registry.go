@@ -6,12 +6,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,11 +340,7 @@ http:
 func secure(dir string, o Options) (string, *tls.Config, error) {
 	var b, auth bytes.Buffer
 	if len(o.Users) > 0 {
-		var users []string
-		for u := range o.Users {
-			users = append(users, u)
-		}
-		sort.Strings(users)
+		users := slices.Sorted(maps.Keys(o.Users))
 		var file []byte
 		for _, u := range users {
 			line, err := Htpasswd(u, o.Users[u])

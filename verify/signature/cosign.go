@@ -11,6 +11,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -174,11 +176,7 @@ func (cc *cosignChecker) decide(s *Signatures, cands []*item, what string) (*Res
 	}
 	sortAttempts(attempts)
 	if len(signedBy) > 0 {
-		var who []string
-		for k := range signedBy {
-			who = append(who, k)
-		}
-		sort.Strings(who)
+		who := slices.Sorted(maps.Keys(signedBy))
 		return nil, &Failure{Requirement: cc.name, Reason: ReasonThreshold,
 			Detail:   fmt.Sprintf("%d of the %d keys must sign, %d did (%s)", need, len(cc.keys), len(who), strings.Join(who, ", ")),
 			Attempts: attempts}
