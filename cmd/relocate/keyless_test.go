@@ -9,10 +9,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -33,13 +29,7 @@ import (
 	"github.com/relocate-dev/relocate/internal/testsigstore"
 	"github.com/relocate-dev/relocate/internal/testtools"
 	"github.com/relocate-dev/relocate/internal/testtuf"
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
-	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
-	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
-	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -63,60 +53,19 @@ func newVirtualSigstore(t *testing.T) *virtualSigstore {
 	return &virtualSigstore{vs: vs, trustedRoot: b}
 }
 
-// rekorBundle is cosign's `dev.sigstore.cosign/bundle` annotation.
-type rekorBundle struct {
-	SignedEntryTimestamp []byte `json:"SignedEntryTimestamp"`
-	Payload              struct {
-		Body           string `json:"body"`
-		IntegratedTime int64  `json:"integratedTime"`
-		LogIndex       int64  `json:"logIndex"`
-		LogID          string `json:"logID"`
-	} `json:"Payload"`
-}
-
 // sign pushes a keyless cosign signature of im (`.sig` tag) made for
 // subject: the certificate and chain, and the Rekor entry with its signed
 // entry timestamp, in the layer's annotations as cosign writes them. tamper
 // may change the Rekor bundle.
-func (v *virtualSigstore) sign(t *testing.T, im testimages.Image, subject string, tamper func(*rekorBundle)) {
+func (v *virtualSigstore) sign(t *testing.T, im testimages.Image, subject string, tamper func(*testsigstore.RekorBundle)) {
 	t.Helper()
 	repo := strings.TrimSuffix(im.Ref, ":v1")
 	payload := []byte(`{"critical":{"identity":{"docker-reference":"` + repo + `"},"image":{"docker-manifest-digest":"` +
 		im.Digest + `"},"type":"cosign container image signature"},"optional":null}`)
-	ent, err := v.vs.Sign(subject, keylessIssuer, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, _ := ent.VerificationContent()
-	sc, _ := ent.SignatureContent()
-	entries, _ := ent.TlogEntries()
-	tle := entries[0].TransparencyLogEntry()
-	var rb rekorBundle
-	rb.Payload.Body = base64.StdEncoding.EncodeToString(tle.CanonicalizedBody)
-	rb.Payload.IntegratedTime = tle.IntegratedTime
-	rb.Payload.LogIndex = tle.LogIndex
-	rb.Payload.LogID = hex.EncodeToString(tle.LogId.KeyId)
-	if rb.SignedEntryTimestamp, err = v.vs.RekorSignPayload(tlog.RekorPayload{Body: rb.Payload.Body, IntegratedTime: rb.Payload.IntegratedTime,
-		LogIndex: rb.Payload.LogIndex, LogID: rb.Payload.LogID}); err != nil {
-		t.Fatal(err)
-	}
-	if tamper != nil {
-		tamper(&rb)
-	}
-	rbJSON, _ := json.Marshal(rb)
-	var chain []byte
-	for _, c := range v.vs.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Intermediates {
-		chain = append(chain, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
-	}
-	ann := map[string]string{
-		"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sc.Signature()),
-		"dev.sigstore.cosign/certificate":    string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: vc.Certificate().Raw})),
-		"dev.sigstore.cosign/chain":          string(chain),
-		"dev.sigstore.cosign/bundle":         string(rbJSON),
-	}
+	ann := testsigstore.CosignAnnotations(t, v.vs, subject, keylessIssuer, payload, tamper)
 	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(payload, testimages.CosignPayloadType), Annotations: ann})
+	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(payload, testimages.CosignPayloadType), Annotations: ann})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,36 +85,7 @@ func (v *virtualSigstore) attachBundle(t *testing.T, im testimages.Image, subjec
 	hexd := strings.TrimPrefix(im.Digest, "sha256:")
 	stmt := []byte(`{"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"` + strings.TrimSuffix(im.Ref, ":v1") +
 		`","digest":{"sha256":"` + hexd + `"}}],"predicateType":"https://sigstore.dev/cosign/sign/v1","predicate":{}}`)
-	ent, err := v.vs.AttestAtTime(subject, keylessIssuer, stmt, time.Now().Add(5*time.Minute), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, _ := ent.VerificationContent()
-	sc, _ := ent.SignatureContent()
-	env := sc.EnvelopeContent().RawEnvelope()
-	entries, _ := ent.TlogEntries()
-	tle := entries[0].TransparencyLogEntry()
-	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
-	set, err := v.vs.RekorSignPayload(tlog.RekorPayload{Body: base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
-		IntegratedTime: tle.IntegratedTime, LogIndex: tle.LogIndex, LogID: hex.EncodeToString(tle.LogId.KeyId)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
-	stamps, _ := ent.Timestamps()
-	payload, _ := env.DecodeB64Payload()
-	sig, _ := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
-	b, err := protojson.Marshal(&protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content:                   &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw}},
-			TlogEntries:               []*protorekor.TransparencyLogEntry{tle},
-			TimestampVerificationData: &protobundle.TimestampVerificationData{Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: stamps[0]}}},
-		},
-		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
-			Payload: payload, PayloadType: env.PayloadType, Signatures: []*protodsse.Signature{{Sig: sig}},
-		}},
-	})
+	b, err := protojson.Marshal(testsigstore.Bundle(t, v.vs, subject, keylessIssuer, stmt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +150,7 @@ func TestSignaturePolicyKeyless(t *testing.T) {
 	stranger := pushOne(t, "sigs/keyless/stranger", 1302)
 	v.sign(t, stranger, "mallory@example.com", nil)
 	tampered := pushOne(t, "sigs/keyless/tampered", 1303)
-	v.sign(t, tampered, keylessSubject, func(rb *rekorBundle) { rb.Payload.IntegratedTime-- })
+	v.sign(t, tampered, keylessSubject, func(rb *testsigstore.RekorBundle) { rb.Payload.IntegratedTime-- })
 
 	export := func(t *testing.T, im testimages.Image) string {
 		path := filepath.Join(t.TempDir(), "site.tar")

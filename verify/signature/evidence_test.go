@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relocate-dev/relocate/internal/testsigstore"
 	"github.com/sigstore/rekor/pkg/pki"
 	"github.com/sigstore/rekor/pkg/types"
 	"github.com/sigstore/rekor/pkg/types/hashedrekord"
-	"github.com/sigstore/sigstore-go/pkg/tlog"
 )
 
 // logKeySignature logs a key signature in the virtual Rekor and returns
@@ -44,16 +44,7 @@ func (ts *testSigstore) logKeySignature(t *testing.T, k keyPair, payload, sig []
 		t.Fatal(err)
 	}
 	logID, _ := ts.vs.RekorLogID()
-	var rb rekorBundle
-	rb.Payload.Body = base64.StdEncoding.EncodeToString(body)
-	rb.Payload.IntegratedTime = time.Now().Unix()
-	rb.Payload.LogIndex = 7
-	rb.Payload.LogID = logID
-	rb.SignedEntryTimestamp, err = ts.vs.RekorSignPayload(tlog.RekorPayload{Body: rb.Payload.Body,
-		IntegratedTime: rb.Payload.IntegratedTime, LogIndex: rb.Payload.LogIndex, LogID: logID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rb := testsigstore.NewRekorBundle(t, ts.vs, body, time.Now().Unix(), 7, logID)
 	b, _ := json.Marshal(rb)
 	return string(b)
 }

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
@@ -24,12 +23,8 @@ import (
 	"github.com/relocate-dev/relocate/internal/testsigstore"
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
-	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
-	"github.com/sigstore/sigstore-go/pkg/tlog"
 	sigsig "github.com/sigstore/sigstore/pkg/signature"
 	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -64,62 +59,12 @@ func (ts *testSigstore) req(issuer, subject string) Requirement {
 	return Requirement{Cosign: &Cosign{Identities: []Identity{{Issuer: issuer, Subject: subject}}, TrustedRoot: ts.rootPath, SCTs: &zero}}
 }
 
-// rekorBundle is cosign's `dev.sigstore.cosign/bundle` annotation.
-type rekorBundle struct {
-	SignedEntryTimestamp []byte `json:"SignedEntryTimestamp"`
-	Payload              struct {
-		Body           string `json:"body"`
-		IntegratedTime int64  `json:"integratedTime"`
-		LogIndex       int64  `json:"logIndex"`
-		LogID          string `json:"logID"`
-	} `json:"Payload"`
-}
-
-// set signs a Rekor entry's signed entry timestamp with the virtual log.
-func (ts *testSigstore) set(t testing.TB, tle *protorekor.TransparencyLogEntry) []byte {
-	t.Helper()
-	set, err := ts.vs.RekorSignPayload(tlog.RekorPayload{
-		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
-		IntegratedTime: tle.IntegratedTime,
-		LogIndex:       tle.LogIndex,
-		LogID:          hex.EncodeToString(tle.LogId.KeyId),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return set
-}
-
 // sigLayer signs payload keyless and returns it in cosign's `.sig` form: the
 // signature, the Fulcio certificate and chain, and the Rekor bundle in the
 // layer's annotations.
 func (ts *testSigstore) sigLayer(t testing.TB, identity, issuer string, payload []byte) sigLayer {
 	t.Helper()
-	ent, err := ts.vs.Sign(identity, issuer, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, _ := ent.VerificationContent()
-	sc, _ := ent.SignatureContent()
-	entries, _ := ent.TlogEntries()
-	tle := entries[0].TransparencyLogEntry()
-	var rb rekorBundle
-	rb.SignedEntryTimestamp = ts.set(t, tle)
-	rb.Payload.Body = base64.StdEncoding.EncodeToString(tle.CanonicalizedBody)
-	rb.Payload.IntegratedTime = tle.IntegratedTime
-	rb.Payload.LogIndex = tle.LogIndex
-	rb.Payload.LogID = hex.EncodeToString(tle.LogId.KeyId)
-	rbJSON, _ := json.Marshal(rb)
-	var chain []byte
-	for _, c := range ts.vs.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority).Intermediates {
-		chain = append(chain, pemCert(c)...)
-	}
-	return sigLayer{mediaType: mtSimpleSigning, payload: payload, annotations: map[string]string{
-		annSignature:   base64.StdEncoding.EncodeToString(sc.Signature()),
-		annCertificate: string(pemCert(vc.Certificate())),
-		annChain:       string(chain),
-		annRekorBundle: string(rbJSON),
-	}}
+	return sigLayer{mediaType: mtSimpleSigning, payload: payload, annotations: testsigstore.CosignAnnotations(t, ts.vs, identity, issuer, payload, nil)}
 }
 
 func pemCert(c *x509.Certificate) []byte {
@@ -138,31 +83,7 @@ func statement(d v1.Hash, predicateType string) []byte {
 // timestamp.
 func (ts *testSigstore) bundleLayer(t testing.TB, identity, issuer string, stmt []byte) (sigLayer, *protobundle.Bundle) {
 	t.Helper()
-	ent, err := ts.vs.AttestAtTime(identity, issuer, stmt, time.Now().Add(5*time.Minute), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, _ := ent.VerificationContent()
-	sc, _ := ent.SignatureContent()
-	env := sc.EnvelopeContent().RawEnvelope()
-	entries, _ := ent.TlogEntries()
-	tle := entries[0].TransparencyLogEntry()
-	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
-	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: ts.set(t, tle)}
-	stamps, _ := ent.Timestamps()
-	payload, _ := env.DecodeB64Payload()
-	sig, _ := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
-	pb := &protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content:                   &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: vc.Certificate().Raw}},
-			TlogEntries:               []*protorekor.TransparencyLogEntry{tle},
-			TimestampVerificationData: &protobundle.TimestampVerificationData{Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: stamps[0]}}},
-		},
-		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
-			Payload: payload, PayloadType: env.PayloadType, Signatures: []*protodsse.Signature{{Sig: sig}},
-		}},
-	}
+	pb := testsigstore.Bundle(t, ts.vs, identity, issuer, stmt)
 	return bundleLayerOf(t, pb), pb
 }
 
@@ -224,7 +145,7 @@ func TestKeylessSigTag(t *testing.T) {
 	t.Run("tampered rekor entry", func(t *testing.T) {
 		// The entry claims another time than Rekor signed: the SET fails.
 		l := ts.sigLayer(t, testSubject, testIssuer, simpleSigning(img.Digest))
-		var rb rekorBundle
+		var rb testsigstore.RekorBundle
 		json.Unmarshal([]byte(l.annotations[annRekorBundle]), &rb)
 		rb.Payload.IntegratedTime--
 		b, _ := json.Marshal(rb)
