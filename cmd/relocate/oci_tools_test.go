@@ -83,14 +83,11 @@ func newOCIFixture(t *testing.T) *ociFixture {
 	// notation signs app-0, app-1, multi and the Docker image; app-1 also
 	// has an SBOM, itself signed (a referrer of a referrer); app-2 has a
 	// cosign signature (a tag, not a referrer).
-	pki := newNotationPKI(t, "release.example")
-	f.caPath = pki.caPath
-	signer := t.TempDir()
-	os.MkdirAll(filepath.Join(signer, "notation"), 0o700)
-	os.WriteFile(filepath.Join(signer, "notation", "signingkeys.json"),
-		[]byte(fmt.Sprintf(`{"default":"test","keys":[{"name":"test","keyPath":%q,"certPath":%q}]}`, pki.keyPath, pki.chainPath)), 0o600)
+	pki := testtools.NewNotationPKI(t, "release.example")
+	f.caPath = pki.CAPath
+	signEnv := pki.SignerEnv(t)
 	sign := func(repo, digest string) {
-		testtools.Run(t, ctx, []string{"XDG_CONFIG_HOME=" + signer, "HOME=" + signer}, notation,
+		testtools.Run(t, ctx, signEnv, notation,
 			"sign", "--insecure-registry", "--signature-format", "jws", repo+"@"+digest)
 	}
 	f.notation = []testimages.Image{app[0], app[1], f.oci[3], f.docker[0]}

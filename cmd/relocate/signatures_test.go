@@ -13,17 +13,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -303,40 +300,6 @@ func TestRequireSignaturesNeedsPolicy(t *testing.T) {
 	s.refuse(path, refs[0], []string{"--policy", p, "--state", t.TempDir(), "--require-signatures"}, "no signature rule of the policy covers this image")
 }
 
-// notationPKI is a test CA and a code-signing leaf, as notation expects.
-type notationPKI struct {
-	caPath, keyPath, chainPath string
-}
-
-func newNotationPKI(t *testing.T, cn string) notationPKI {
-	t.Helper()
-	dir := t.TempDir()
-	now := time.Now()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn + " CA", Organization: []string{"Relocate Test"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true, IsCA: true, MaxPathLen: 1}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn, Organization: []string{"Relocate Test"}, Country: []string{"US"}, Province: []string{"WA"}, Locality: []string{"Seattle"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, BasicConstraintsValid: true}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := notationPKI{caPath: filepath.Join(dir, "ca.pem"), keyPath: filepath.Join(dir, "leaf.key"), chainPath: filepath.Join(dir, "leaf.pem")}
-	os.WriteFile(p.caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
-	os.WriteFile(p.chainPath, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...), 0o644)
-	der, _ := x509.MarshalPKCS8PrivateKey(leafKey)
-	os.WriteFile(p.keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-	return p
-}
-
 // notationTrustPolicy is a notation trust policy document trusting the
 // store ca:site for identity (offline: revocation is only logged).
 func notationTrustPolicy(identity string) string {
@@ -350,13 +313,8 @@ const notationIdentity = "x509.subject: C=US, ST=WA, L=Seattle, O=Relocate Test,
 func TestSignaturePolicyNotation(t *testing.T) {
 	needRegistries(t)
 	notation := testtools.Need(t, testtools.Notation)
-	pki := newNotationPKI(t, "release.example")
-	// The signer's notation configuration: the leaf as its default key.
-	signer := t.TempDir()
-	os.MkdirAll(filepath.Join(signer, "notation"), 0o700)
-	os.WriteFile(filepath.Join(signer, "notation", "signingkeys.json"),
-		[]byte(fmt.Sprintf(`{"default":"test","keys":[{"name":"test","keyPath":%q,"certPath":%q}]}`, pki.keyPath, pki.chainPath)), 0o600)
-	signEnv := []string{"XDG_CONFIG_HOME=" + signer, "HOME=" + signer}
+	pki := testtools.NewNotationPKI(t, "release.example")
+	signEnv := pki.SignerEnv(t)
 
 	signed := pushOne(t, "sigs/notation/app", 1201)
 	repo, _ := repoTag(signed.Ref)
@@ -364,7 +322,7 @@ func TestSignaturePolicyNotation(t *testing.T) {
 	path := exportRefs(t, signed.Ref)
 
 	policyFor := func(s *sigSite, identity string) []string {
-		s.copyIn(pki.caPath, "certs/acme-ca.pem")
+		s.copyIn(pki.CAPath, "certs/acme-ca.pem")
 		os.WriteFile(filepath.Join(s.dir, "trustpolicy.json"), []byte(notationTrustPolicy(identity)), 0o644)
 		p := s.policy(`{"signatures": [{"paths": ["` + src.Host + `/sigs/notation/*"],
 			"require": [{"name": "acme release", "notation": {"trustStores": {"ca:site": ["certs/acme-ca.pem"]}, "trustPolicy": "trustpolicy.json"}}]}]}`)
@@ -378,7 +336,7 @@ func TestSignaturePolicyNotation(t *testing.T) {
 	t.Run("untrusted CA", func(t *testing.T) {
 		s := newSigSite(t)
 		args := policyFor(s, notationIdentity)
-		s.copyIn(newNotationPKI(t, "stranger.example").caPath, "certs/acme-ca.pem")
+		s.copyIn(testtools.NewNotationPKI(t, "stranger.example").CAPath, "certs/acme-ca.pem")
 		s.refuse(path, signed.Ref, args, "acme release: untrusted certificate")
 	})
 	t.Run("valid signature", func(t *testing.T) {
@@ -389,7 +347,7 @@ func TestSignaturePolicyNotation(t *testing.T) {
 		site := t.TempDir()
 		store := filepath.Join(site, "notation", "truststore", "x509", "ca", "site")
 		os.MkdirAll(store, 0o700)
-		b, _ := os.ReadFile(pki.caPath)
+		b, _ := os.ReadFile(pki.CAPath)
 		os.WriteFile(filepath.Join(store, "ca.pem"), b, 0o600)
 		os.WriteFile(filepath.Join(site, "notation", "trustpolicy.json"), []byte(notationTrustPolicy(notationIdentity)), 0o600)
 		out := testtools.Run(t, t.Context(), []string{"XDG_CONFIG_HOME=" + site, "HOME=" + site}, notation, "verify", "--insecure-registry", s.at(signed))

@@ -7,23 +7,14 @@ package signature
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -275,52 +266,6 @@ func TestCosignCLIBundleReferrer(t *testing.T) {
 	})
 }
 
-// notationPKI is a test CA and a code-signing leaf, as notation expects.
-type notationPKI struct {
-	caPath, keyPath, chainPath string
-}
-
-func newNotationPKI(t *testing.T, cn string) notationPKI {
-	t.Helper()
-	dir := t.TempDir()
-	now := time.Now()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn + " CA", Organization: []string{"Relocate Test"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true, IsCA: true, MaxPathLen: 1}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn, Organization: []string{"Relocate Test"}, Country: []string{"US"}, Province: []string{"WA"}, Locality: []string{"Seattle"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning}, BasicConstraintsValid: true}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := notationPKI{caPath: filepath.Join(dir, "ca.pem"), keyPath: filepath.Join(dir, "leaf.key"), chainPath: filepath.Join(dir, "leaf.pem")}
-	os.WriteFile(p.caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
-	os.WriteFile(p.chainPath, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...), 0o644)
-	der, _ := x509.MarshalPKCS8PrivateKey(leafKey)
-	os.WriteFile(p.keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-	return p
-}
-
-// notationEnv configures notation with the leaf as its default signing key.
-func notationEnv(t *testing.T, p notationPKI) []string {
-	t.Helper()
-	cfg := t.TempDir()
-	os.MkdirAll(filepath.Join(cfg, "notation"), 0o700)
-	keys := fmt.Sprintf(`{"default":"test","keys":[{"name":"test","keyPath":%q,"certPath":%q}]}`, p.keyPath, p.chainPath)
-	if err := os.WriteFile(filepath.Join(cfg, "notation", "signingkeys.json"), []byte(keys), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"XDG_CONFIG_HOME=" + cfg, "HOME=" + cfg}
-}
-
 func notationReq(ca string, identities ...string) Requirement {
 	if len(identities) == 0 {
 		identities = []string{"*"}
@@ -335,8 +280,8 @@ func notationReq(ca string, identities ...string) Requirement {
 func TestNotationCLI(t *testing.T) {
 	notation := testtools.Need(t, testtools.Notation)
 	reg := testregistry.New(t)
-	pki := newNotationPKI(t, "release.example")
-	env := notationEnv(t, pki)
+	pki := testtools.NewNotationPKI(t, "release.example")
+	env := pki.SignerEnv(t)
 
 	for _, format := range []string{"jws", "cose"} {
 		t.Run(format, func(t *testing.T) {
@@ -347,18 +292,18 @@ func TestNotationCLI(t *testing.T) {
 			if sigs.Count()[FormatNotation] != 1 {
 				t.Fatalf("collected %v, want one notation signature", sigs.Count())
 			}
-			res := mustPass(t, load(t, notationReq(pki.caPath), LoadOptions{}), sigs)
+			res := mustPass(t, load(t, notationReq(pki.CAPath), LoadOptions{}), sigs)
 			if !strings.Contains(res.Signatures[0].Signer, "CN=release.example") {
 				t.Fatalf("signer %q", res.Signatures[0].Signer)
 			}
-			mustPass(t, load(t, notationReq(pki.caPath, "x509.subject: C=US, ST=WA, L=Seattle, O=Relocate Test, CN=release.example"), LoadOptions{}), sigs)
+			mustPass(t, load(t, notationReq(pki.CAPath, "x509.subject: C=US, ST=WA, L=Seattle, O=Relocate Test, CN=release.example"), LoadOptions{}), sigs)
 
 			t.Run("untrusted CA", func(t *testing.T) {
-				stranger := newNotationPKI(t, "stranger.example")
-				mustRefuse(t, load(t, notationReq(stranger.caPath), LoadOptions{}), sigs, ReasonUntrustedCertificate)
+				stranger := testtools.NewNotationPKI(t, "stranger.example")
+				mustRefuse(t, load(t, notationReq(stranger.CAPath), LoadOptions{}), sigs, ReasonUntrustedCertificate)
 			})
 			t.Run("identity mismatch", func(t *testing.T) {
-				r := notationReq(pki.caPath, "x509.subject: C=US, ST=WA, L=Seattle, O=Relocate Test, CN=someone.else")
+				r := notationReq(pki.CAPath, "x509.subject: C=US, ST=WA, L=Seattle, O=Relocate Test, CN=someone.else")
 				mustRefuse(t, load(t, r, LoadOptions{}), sigs, ReasonIdentityMismatch)
 			})
 			t.Run("signature moved to another image", func(t *testing.T) {
@@ -367,7 +312,7 @@ func TestNotationCLI(t *testing.T) {
 				for _, it := range sigs.items {
 					a2.attachReferrer(s2, atNotation, sigLayer{mediaType: it.envelopeType, payload: it.envelope})
 				}
-				mustRefuse(t, load(t, notationReq(pki.caPath), LoadOptions{}), a2.collect(t, s2), ReasonDigestMismatch)
+				mustRefuse(t, load(t, notationReq(pki.CAPath), LoadOptions{}), a2.collect(t, s2), ReasonDigestMismatch)
 			})
 			t.Run("a cosign requirement finds no cosign signature", func(t *testing.T) {
 				mustRefuse(t, load(t, keyReq(0, newKey(t, "ecdsa")), LoadOptions{}), sigs, ReasonNoSignature)
@@ -377,8 +322,8 @@ func TestNotationCLI(t *testing.T) {
 }
 
 func TestNotationPolicyMustNotNeedTheNetwork(t *testing.T) {
-	pki := newNotationPKI(t, "release.example")
-	r := notationReq(pki.caPath)
+	pki := testtools.NewNotationPKI(t, "release.example")
+	r := notationReq(pki.CAPath)
 	r.Notation.TrustPolicy = json.RawMessage(`{"version": "1.0", "trustPolicies": [{"name": "site", "registryScopes": ["*"],
 		"signatureVerification": {"level": "strict"}, "trustStores": ["ca:site"], "trustedIdentities": ["*"]}]}`)
 	if _, err := r.Load(LoadOptions{}); err == nil || !strings.Contains(err.Error(), "cannot be checked offline") {
@@ -391,7 +336,7 @@ func TestNotationPolicyMustNotNeedTheNetwork(t *testing.T) {
 	}
 	// A policy file beside the policy, by relative name.
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "trustpolicy.json"), notationReq(pki.caPath).Notation.TrustPolicy, 0o644)
+	os.WriteFile(filepath.Join(dir, "trustpolicy.json"), notationReq(pki.CAPath).Notation.TrustPolicy, 0o644)
 	r.Notation.TrustPolicy = json.RawMessage(`"trustpolicy.json"`)
 	if _, err := r.Load(LoadOptions{BaseDir: dir}); err != nil {
 		t.Fatal(err)
