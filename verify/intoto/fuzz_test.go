@@ -5,12 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -21,36 +17,6 @@ type fuzzChain struct {
 	keys   map[string][]byte
 	links  map[string][]byte
 	steps  []string
-}
-
-func fuzzRead(tb testing.TB, name string) []byte {
-	tb.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
-}
-
-func fuzzLinks(tb testing.TB, dir string) map[string][]byte {
-	tb.Helper()
-	root := filepath.Join("testdata", dir)
-	out := map[string][]byte{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".link") {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		out[filepath.ToSlash(rel)], err = os.ReadFile(p)
-		return err
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
 }
 
 // signedPart is the signed object of in-toto metadata, re-marshalled so
@@ -74,18 +40,18 @@ func signedPart(b []byte) ([]byte, bool) {
 // the functionaries signed, the layout key the owner's, the same steps
 // verified, and the wanted final product the genuine one.
 func FuzzVerify(f *testing.F) {
-	product := fuzzRead(f, "artifacts/dist/app.tar.gz")
+	product := read(f, "artifacts/dist/app.tar.gz")
 	sum := sha256.Sum256(product)
 	want := map[string]string{"dist/app.tar.gz": "sha256:" + hex.EncodeToString(sum[:])}
 	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
-	owner := map[string][]byte{"owner.pub": fuzzRead(f, "keys/owner.pub")}
+	owner := map[string][]byte{"owner.pub": read(f, "keys/owner.pub")}
 	ownerKeys, err := parseKeys(owner)
 	if err != nil {
 		f.Fatal(err)
 	}
 	chains := []fuzzChain{
-		{layout: fuzzRead(f, "root.layout"), keys: owner, links: fuzzLinks(f, "links")},
-		{layout: fuzzRead(f, "super/super.layout"), keys: owner, links: fuzzLinks(f, "super")},
+		{layout: read(f, "root.layout"), keys: owner, links: readLinks(f, "links")},
+		{layout: read(f, "super/super.layout"), keys: owner, links: readLinks(f, "super")},
 	}
 	for i := range chains {
 		c := &chains[i]
@@ -104,8 +70,8 @@ func FuzzVerify(f *testing.F) {
 		}
 	}
 	f.Add(uint8(0), "build.3b3e8310.link", []byte(nil))
-	f.Add(uint8(0), "owner.pub", fuzzRead(f, "keys/carol.pub"))
-	f.Add(uint8(1), "supply.44d5223e.link", fuzzRead(f, "links/build.3b3e8310.link"))
+	f.Add(uint8(0), "owner.pub", read(f, "keys/carol.pub"))
+	f.Add(uint8(1), "supply.44d5223e.link", read(f, "links/build.3b3e8310.link"))
 	f.Fuzz(func(t *testing.T, which uint8, name string, data []byte) {
 		c := chains[int(which)%len(chains)]
 		layout, keys, links := c.layout, maps.Clone(c.keys), maps.Clone(c.links)

@@ -30,12 +30,13 @@ type subChain struct {
 	keyID8 map[string]string // functionary → keyid8
 }
 
-// readTree returns every file under root by its slash path relative to root.
-func readTree(t *testing.T, root string) map[string][]byte {
-	t.Helper()
+// readTree returns every file under root whose name ends in suffix, by its
+// slash path relative to root.
+func readTree(tb testing.TB, root, suffix string) map[string][]byte {
+	tb.Helper()
 	out := map[string][]byte{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, suffix) {
 			return err
 		}
 		rel, err := filepath.Rel(root, p)
@@ -46,7 +47,7 @@ func readTree(t *testing.T, root string) map[string][]byte {
 		return err
 	})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return out
 }
@@ -99,8 +100,8 @@ func TestVerifySublayoutChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys := map[string][]byte{"owner.pub": owner}
-	links := readTree(t, filepath.Join(c.dir, "links"))
-	variants := readTree(t, filepath.Join(c.dir, "variants"))
+	links := readTree(t, filepath.Join(c.dir, "links"), "")
+	variants := readTree(t, filepath.Join(c.dir, "variants"), "")
 	want := map[string]string{"bundle.json": sha256Of(c.bundle)}
 
 	sub := "supply." + c.keyID8["carol"]

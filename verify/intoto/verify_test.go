@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -29,35 +28,18 @@ import (
 
 // The fixtures are real in-toto 1.3.1 (Python) output made by testdata/make.sh.
 
-func read(t *testing.T, name string) []byte {
-	t.Helper()
+func read(tb testing.TB, name string) []byte {
+	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return b
 }
 
 // readLinks returns every *.link under testdata/dir by its slash path relative to dir.
-func readLinks(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	root := filepath.Join("testdata", dir)
-	out := map[string][]byte{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".link") {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		out[filepath.ToSlash(rel)], err = os.ReadFile(p)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+func readLinks(tb testing.TB, dir string) map[string][]byte {
+	return readTree(tb, filepath.Join("testdata", dir), ".link")
 }
 
 // linkName finds the one link of step in links.
